@@ -1,0 +1,47 @@
+/**
+ * Every error code cogpay emits, on the wire (`Cogpay-Error` header, JSON `error.code`) and on
+ * thrown errors (`err.code`). Codes are stable: match on them, not on messages.
+ */
+export const ErrorCodes = {
+  /** 402: the request carried no payment headers. The body says how to pay. */
+  PAYMENT_REQUIRED: 'COGPAY_PAYMENT_REQUIRED',
+  /** 400: some payment headers are present but not all. */
+  MISSING_HEADER: 'COGPAY_MISSING_HEADER',
+  /** 400: a payment header was sent more than once. */
+  DUPLICATE_HEADER: 'COGPAY_DUPLICATE_HEADER',
+  /** 400: a payment header is longer than its limit. */
+  HEADER_TOO_LARGE: 'COGPAY_HEADER_TOO_LARGE',
+  /** 400: `Cogpay-Scheme` names a scheme or version this server does not speak. */
+  UNSUPPORTED_SCHEME: 'COGPAY_UNSUPPORTED_SCHEME',
+  /** 400: `Cogpay-Address` is not a valid ILP address, or one the server will not connect to. */
+  INVALID_ADDRESS: 'COGPAY_INVALID_ADDRESS',
+  /** 400: `Cogpay-Secret` is not base64 of exactly 32 bytes. */
+  INVALID_SECRET: 'COGPAY_INVALID_SECRET',
+  /** 400: `Cogpay-Request-Id` is not 16 to 64 characters of `[A-Za-z0-9_-]`. */
+  INVALID_REQUEST_ID: 'COGPAY_INVALID_REQUEST_ID',
+  /** 402: the payer's cap is below the price: it refused, or stopped at its cap. */
+  CAP_TOO_LOW: 'COGPAY_CAP_TOO_LOW',
+  /** 402: the payer refused this request: it has no request in flight with this id. */
+  PAYER_REFUSED: 'COGPAY_PAYER_REFUSED',
+  /** 402: the payer did not pay the price within the payment timeout. */
+  PAYMENT_TIMEOUT: 'COGPAY_PAYMENT_TIMEOUT',
+  /** 502: the server could not open a payment socket to the payer's address. */
+  PAYER_UNREACHABLE: 'COGPAY_PAYER_UNREACHABLE',
+  /** 502: the payment socket failed while the payment was under way. */
+  PAYMENT_FAILED: 'COGPAY_PAYMENT_FAILED',
+  /** 503: the server's own uplink is down, or it has no room for another payment socket. */
+  UPLINK_UNAVAILABLE: 'COGPAY_UPLINK_UNAVAILABLE',
+  /** 500: a price function returned something that is not an amount. */
+  INVALID_PRICE: 'COGPAY_INVALID_PRICE',
+  /** Thrown at setup: an option given to a factory is invalid. */
+  INVALID_OPTIONS: 'COGPAY_INVALID_OPTIONS',
+  /** Thrown: a value is not an amount (a non-negative integer, as bigint or decimal string). */
+  INVALID_AMOUNT: 'COGPAY_INVALID_AMOUNT',
+  /** Client: the server asks for more than `maxSpend`. Nothing above the cap was paid. */
+  SPEND_LIMIT: 'COGPAY_SPEND_LIMIT',
+  /** Client: the server's answer breaks the protocol (bad payment response headers). */
+  PROTOCOL_ERROR: 'COGPAY_PROTOCOL_ERROR',
+} as const
+
+/** One of {@link ErrorCodes}. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

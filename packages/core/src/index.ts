@@ -1,0 +1,43 @@
+export { ErrorCodes, type ErrorCode } from './errors/codes.ts'
+export { CogpayError, isCogpayError, type CogpayErrorOptions } from './errors/cogpay-error.ts'
+export { PaymentRequiredError } from './errors/payment-required-error.ts'
+export { SpendLimitError } from './errors/spend-limit-error.ts'
+export { parseAmount, formatAmount, isAssetScale, MAX_AMOUNT, type Asset, type AmountLike } from './amount.ts'
+export { isIlpAddress, isUnderAddress, MAX_ADDRESS_LENGTH } from './address.ts'
+export {
+  Headers,
+  HEADER_LIMITS,
+  SCHEME,
+  SCHEME_NAME,
+  WIRE_VERSION,
+  SECRET_LENGTH,
+  parsePaymentHeaders,
+  paymentRequestHeaders,
+  type PaymentHeaders,
+  type HeaderSource,
+  type ParsedPaymentHeaders,
+} from './wire.ts'
+export {
+  paymentRequirements,
+  readPaymentRequirements,
+  type PaymentRequirements,
+  type PaymentRequiredBody,
+} from './requirements.ts'
+export {
+  encodeHello,
+  decodeHello,
+  CloseReasons,
+  MAX_HELLO_BYTES,
+  type StreamHello,
+} from './socket-messages.ts'
+export { createPriceResolver, type PriceSpec, type PriceResolver } from './price.ts'
+export type { PaymentReceiver, CollectRequest, Collection } from './receiver.ts'
+export {
+  createPaywall,
+  encodeBody,
+  type Paywall,
+  type PaywallInput,
+  type PaywallOptions,
+  type PaywallOutcome,
+  type PaymentReceipt,
+} from './paywall.ts'

@@ -1,0 +1,58 @@
+import { Buffer } from 'node:buffer'
+import { parseAmount } from './amount.ts'
+
+/**
+ * Messages on the payment socket itself (STREAM stream data and close reasons). The server writes
+ * one {@link StreamHello} as the first bytes of every stream it opens, so the payer can match the
+ * stream to a request in flight before it allows any money to move.
+ */
+export interface StreamHello {
+  /** Wire version, `1`. */
+  readonly v: 1
+  /** The `Cogpay-Request-Id` of the request this stream pays for. */
+  readonly requestId: string
+  /** The total the server will ask for on this stream, in its own units, when known up front. */
+  readonly amount?: bigint
+}
+
+/** Longest hello, newline included. A payer closes a stream whose hello is longer. */
+export const MAX_HELLO_BYTES = 512
+
+/** Reasons a payer gives when it closes a stream (the STREAM close frame's message). */
+export const CloseReasons = {
+  /** The payer's cap for this request is below what the server asks. */
+  capTooLow: 'COGPAY_CAP_TOO_LOW',
+  /** The stream names no request of this payer that is still in flight. */
+  unknownRequest: 'COGPAY_UNKNOWN_REQUEST',
+  /** The hello was missing, too long or malformed. */
+  badHello: 'COGPAY_BAD_HELLO',
+  /** The request finished; this stream pays no more. */
+  done: 'COGPAY_REQUEST_DONE',
+} as const
+
+/** Serialises a hello: one line of JSON, newline-terminated. */
+export function encodeHello(hello: StreamHello): Buffer {
+  const json: Record<string, unknown> = { v: hello.v, requestId: hello.requestId }
+  if (hello.amount !== undefined) json.amount = hello.amount.toString()
+  return Buffer.from(`${JSON.stringify(json)}\n`)
+}
+
+/** Parses a hello line (without its newline). Returns `undefined` for anything malformed. */
+export function decodeHello(line: Buffer | string): StreamHello | undefined {
+  if (line.length >= MAX_HELLO_BYTES) return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(line.toString())
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null) return undefined
+  const { v, requestId, amount } = value as Record<string, unknown>
+  if (v !== 1 || typeof requestId !== 'string' || requestId.length > 64) return undefined
+  if (amount === undefined) return { v: 1, requestId }
+  try {
+    return { v: 1, requestId, amount: parseAmount(amount) }
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,153 @@
+import { Buffer } from 'node:buffer'
+import { isIlpAddress, MAX_ADDRESS_LENGTH } from './address.ts'
+import { CogpayError } from './errors/cogpay-error.ts'
+import { ErrorCodes, type ErrorCode } from './errors/codes.ts'
+
+/** Scheme name and major version this implementation speaks, as sent in `Cogpay-Scheme`. */
+export const SCHEME = 'ilp-stream/1'
+/** Scheme name, without version, as it appears in a 402 body. */
+export const SCHEME_NAME = 'ilp-stream'
+/** Major version of the wire format. */
+export const WIRE_VERSION = 1
+
+/** Header names of the wire format, version 1 (HTTP header names are case-insensitive). */
+export const Headers = {
+  /** Request: scheme and version, `ilp-stream/1`. */
+  scheme: 'Cogpay-Scheme',
+  /** Request: the payer's ILP address for this server; the server connects to it. */
+  address: 'Cogpay-Address',
+  /** Request: the 32-byte STREAM shared secret, base64 or base64url. */
+  secret: 'Cogpay-Secret',
+  /** Request: an id for this request; the server names it on the payment stream. Echoed back. */
+  requestId: 'Cogpay-Request-Id',
+  /** Response: the price asked for this request, in the server's asset. */
+  price: 'Cogpay-Price',
+  /** Response: what the server received for this request, in the server's asset. */
+  paid: 'Cogpay-Paid',
+  /** Response: the server's asset code. */
+  assetCode: 'Cogpay-Asset-Code',
+  /** Response: the server's asset scale. */
+  assetScale: 'Cogpay-Asset-Scale',
+  /** Response (errors): the error code. */
+  error: 'Cogpay-Error',
+} as const
+
+/** The longest value accepted for each request header, in characters. */
+export const HEADER_LIMITS = {
+  scheme: 64,
+  address: MAX_ADDRESS_LENGTH,
+  secret: 64,
+  requestId: 64,
+} as const
+
+/** A shared secret is exactly this many bytes. */
+export const SECRET_LENGTH = 32
+
+/** The payment headers of a request, parsed and valid. */
+export interface PaymentHeaders {
+  readonly address: string
+  readonly secret: Buffer
+  readonly requestId: string
+}
+
+/** Reads a request header by lower-case name; arrays are repeated headers. */
+export type HeaderSource = (lowerCaseName: string) => string | readonly string[] | undefined
+
+/** What {@link parsePaymentHeaders} found. */
+export type ParsedPaymentHeaders =
+  | { readonly type: 'none' }
+  | { readonly type: 'valid'; readonly headers: PaymentHeaders }
+  | { readonly type: 'invalid'; readonly error: CogpayError }
+
+const REQUEST_ID = /^[A-Za-z0-9_-]{16,64}$/
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
+const BASE64URL = /^[A-Za-z0-9_-]+$/
+
+const invalid = (code: ErrorCode, message: string): ParsedPaymentHeaders => ({
+  type: 'invalid',
+  error: new CogpayError(code, message, { status: 400 }),
+})
+
+/**
+ * Parses the payment headers of a request. Returns `none` when the request carries none of them,
+ * `invalid` with a 400 error naming the problem, or the valid headers. Nothing is trusted before
+ * this returns `valid`, and no socket may be opened on anything else.
+ */
+export function parsePaymentHeaders(get: HeaderSource): ParsedPaymentHeaders {
+  const fields = ['scheme', 'address', 'secret', 'requestId'] as const
+  const values: Partial<Record<(typeof fields)[number], string>> = {}
+  for (const field of fields) {
+    const name = Headers[field]
+    const raw = get(name.toLowerCase())
+    if (raw === undefined) continue
+    const list = typeof raw === 'string' ? [raw] : raw
+    if (list.length === 0) continue
+    if (list.length > 1) {
+      return invalid(ErrorCodes.DUPLICATE_HEADER, `${name} was sent ${list.length} times; send it once`)
+    }
+    const value = (list[0] ?? '').trim()
+    if (value.length > HEADER_LIMITS[field]) {
+      return invalid(
+        ErrorCodes.HEADER_TOO_LARGE,
+        `${name} is ${value.length} characters long; the limit is ${HEADER_LIMITS[field]}`,
+      )
+    }
+    values[field] = value
+  }
+  const present = fields.filter((field) => values[field] !== undefined)
+  if (present.length === 0) return { type: 'none' }
+  const missing = fields.filter((field) => values[field] === undefined).map((field) => Headers[field])
+  if (missing.length > 0) {
+    return invalid(ErrorCodes.MISSING_HEADER, `payment headers are incomplete: missing ${missing.join(', ')}`)
+  }
+  const { scheme = '', address = '', secret = '', requestId = '' } = values
+
+  if (scheme !== SCHEME) {
+    return invalid(
+      ErrorCodes.UNSUPPORTED_SCHEME,
+      `${Headers.scheme} ${JSON.stringify(scheme)} is not supported; this server speaks ${SCHEME}`,
+    )
+  }
+  if (!isIlpAddress(address)) {
+    return invalid(
+      ErrorCodes.INVALID_ADDRESS,
+      `${Headers.address} ${JSON.stringify(address.slice(0, 80))} is not an ILP address (RFC 15)`,
+    )
+  }
+  const secretBytes = decodeSecret(secret)
+  if (!secretBytes) {
+    return invalid(
+      ErrorCodes.INVALID_SECRET,
+      `${Headers.secret} must be base64 or base64url of exactly ${SECRET_LENGTH} bytes`,
+    )
+  }
+  if (!REQUEST_ID.test(requestId)) {
+    return invalid(
+      ErrorCodes.INVALID_REQUEST_ID,
+      `${Headers.requestId} must be 16 to 64 characters of A-Z a-z 0-9 _ -`,
+    )
+  }
+  return { type: 'valid', headers: { address, secret: secretBytes, requestId } }
+}
+
+/** Decodes a secret strictly: base64 or base64url that round-trips to exactly 32 bytes. */
+function decodeSecret(text: string): Buffer | undefined {
+  const url = BASE64URL.test(text)
+  if (!url && !BASE64.test(text)) return undefined
+  const bytes = Buffer.from(text, url ? 'base64url' : 'base64')
+  if (bytes.length !== SECRET_LENGTH) return undefined
+  // Buffer decoding is lenient; insist that the text is the canonical encoding of the bytes.
+  const canonical = url ? bytes.toString('base64url') : bytes.toString('base64')
+  const unpadded = canonical.replace(/=+$/, '')
+  return text === canonical || text === unpadded ? bytes : undefined
+}
+
+/** Writes the request headers a payer sends. */
+export function paymentRequestHeaders(payment: PaymentHeaders): Record<string, string> {
+  return {
+    [Headers.scheme]: SCHEME,
+    [Headers.address]: payment.address,
+    [Headers.secret]: payment.secret.toString('base64url'),
+    [Headers.requestId]: payment.requestId,
+  }
+}

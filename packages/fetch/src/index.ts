@@ -1,0 +1,11 @@
+export {
+  createPayFetch,
+  payFetch,
+  type PayFetch,
+  type PayFetchInit,
+  type PayFetchOptions,
+  type FetchFunction,
+} from './pay-fetch.ts'
+export { getPayment, type Payment } from './payment.ts'
+export { PaymentRequiredError, SpendLimitError, CogpayError, ErrorCodes } from '@cogpay/core'
+export { createPayer, type Payer } from '@cogpay/ilp'

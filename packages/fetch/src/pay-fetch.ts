@@ -1,0 +1,156 @@
+import { fetch as undiciFetch } from 'undici'
+import {
+  CogpayError,
+  ErrorCodes,
+  Headers as WireHeaders,
+  PaymentRequiredError,
+  SpendLimitError,
+  paymentRequestHeaders,
+  parseAmount,
+  readPaymentRequirements,
+  type AmountLike,
+} from '@cogpay/core'
+import { createPayer, type Payer } from '@cogpay/ilp'
+import { recordPayment, type Payment } from './payment.ts'
+
+/** A fetch function: undici's, the global one, or any compatible. */
+export type FetchFunction = (input: string | URL, init?: RequestInit) => Promise<Response>
+
+/** Options for {@link createPayFetch}. */
+export type PayFetchOptions = {
+  /** Most this client pays for one request, in its own asset's smallest unit. Required. */
+  maxSpend: AmountLike
+  /** The fetch to wrap. Default: undici's `fetch`. */
+  fetch?: FetchFunction
+  /** After a response, wait at most this long for payment packets still in flight. Default `2000` ms. */
+  settleTimeoutMs?: number
+} & (
+  | {
+      /** The payer (its STREAM server and uplink). Share one across clients to share a socket per server. */
+      payer: Payer
+      uplink?: never
+    }
+  | {
+      /** A BTP URI for a payer of its own. Default `COGPAY_UPLINK` or `btp+ws://127.0.0.1:7768`. */
+      uplink?: string
+      payer?: never
+    }
+)
+
+/** A fetch that pays. `init.maxSpend` overrides the configured cap for one call. */
+export type PayFetch = ((input: string | URL, init?: PayFetchInit) => Promise<Response>) & {
+  /** The payer behind this client. */
+  readonly payer: Payer
+}
+
+/** `RequestInit` plus a per-call cap. */
+export type PayFetchInit = RequestInit & { maxSpend?: AmountLike }
+
+/**
+ * Creates a fetch that pays for what it asks, never more than `maxSpend` per request in its own
+ * units. It sends the payment headers with every request; the server pulls the price over a
+ * reverse STREAM socket while the request waits. Responses that need no payment pass through
+ * untouched. A 402 throws {@link PaymentRequiredError}; a price above the cap throws
+ * {@link SpendLimitError}. Read what a response cost with `getPayment(response)`.
+ */
+export function createPayFetch(options: PayFetchOptions): PayFetch {
+  const defaultCap = parseAmount(options.maxSpend, 'maxSpend')
+  const fetchImpl = options.fetch ?? (undiciFetch as unknown as FetchFunction)
+  const settleTimeoutMs = options.settleTimeoutMs ?? 2000
+  const payer = options.payer ?? createPayer(options.uplink === undefined ? {} : { uplink: options.uplink })
+
+  const payFetch = async (input: string | URL, init: PayFetchInit = {}): Promise<Response> => {
+    const { maxSpend: callCap, ...requestInit } = init
+    const maxSpend = callCap === undefined ? defaultCap : parseAmount(callCap, 'maxSpend')
+    const url = new URL(input)
+    const pending = await payer.expect(url.origin, maxSpend)
+    const headers = new Headers(requestInit.headers)
+    for (const [name, value] of Object.entries(paymentRequestHeaders(pending.headers))) headers.set(name, value)
+
+    let response: Response
+    try {
+      response = await fetchImpl(url, { ...requestInit, headers })
+    } catch (err) {
+      await pending.finish(0)
+      throw err
+    }
+    const spent = await pending.finish(settleTimeoutMs)
+
+    if (response.status === 402) {
+      const body = await readJson(response)
+      const requirements = readPaymentRequirements(body)
+      const serverCode = readErrorCode(body) ?? response.headers.get(WireHeaders.error) ?? undefined
+      if (pending.capReached || serverCode === ErrorCodes.CAP_TOO_LOW) {
+        throw new SpendLimitError({ maxSpend, spent, url: url.href, requirements, serverCode })
+      }
+      const message = readErrorMessage(body) ?? `${url.href} answered 402 Payment Required`
+      throw new PaymentRequiredError(message, { requirements, serverCode, spent })
+    }
+    recordPayment(response, readPayment(response, { requestId: pending.headers.requestId, spent, maxSpend, url }))
+    return response
+  }
+  return Object.assign(payFetch, { payer })
+}
+
+let shared: PayFetch | undefined
+
+/**
+ * Fetches `url`, paying at most `maxSpend` (in the payer's own units) for it. Uses a process-wide
+ * payer on `COGPAY_UPLINK` (or `btp+ws://127.0.0.1:7768`). See {@link createPayFetch}.
+ */
+export function payFetch(url: string | URL, maxSpend: AmountLike, init: RequestInit = {}): Promise<Response> {
+  shared ??= createPayFetch({ maxSpend: 0n })
+  return shared(url, { ...init, maxSpend })
+}
+
+function readPayment(
+  response: Response,
+  known: { requestId: string; spent: bigint; maxSpend: bigint; url: URL },
+): Payment {
+  const get = (name: string) => response.headers.get(name) ?? undefined
+  const price = optionalAmount(get(WireHeaders.price), WireHeaders.price)
+  const paid = optionalAmount(get(WireHeaders.paid), WireHeaders.paid)
+  const scale = get(WireHeaders.assetScale)
+  const code = get(WireHeaders.assetCode)
+  return {
+    url: known.url.href,
+    requestId: known.requestId,
+    spent: known.spent,
+    maxSpend: known.maxSpend,
+    price,
+    paid,
+    serverAsset: code !== undefined && scale !== undefined && /^\d{1,3}$/.test(scale) ? { code, scale: Number(scale) } : undefined,
+  }
+}
+
+function optionalAmount(value: string | undefined, header: string): bigint | undefined {
+  if (value === undefined) return undefined
+  try {
+    return parseAmount(value, header)
+  } catch (cause) {
+    throw new CogpayError(ErrorCodes.PROTOCOL_ERROR, `the server sent a malformed ${header}: ${(cause as Error).message}`, {
+      cause,
+    })
+  }
+}
+
+const MAX_ERROR_BODY = 64 * 1024
+
+async function readJson(response: Response): Promise<unknown> {
+  try {
+    const text = await response.text()
+    return text.length > MAX_ERROR_BODY ? undefined : JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+function readErrorCode(body: unknown): string | undefined {
+  const code = (body as { error?: { code?: unknown } } | undefined)?.error?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+function readErrorMessage(body: unknown): string | undefined {
+  const message = (body as { error?: { message?: unknown } } | undefined)?.error?.message
+  return typeof message === 'string' ? message.slice(0, 500) : undefined
+}

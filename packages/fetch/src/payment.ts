@@ -1,0 +1,29 @@
+import type { Asset } from '@cogpay/core'
+
+/** What one paid fetch cost. */
+export interface Payment {
+  readonly url: string
+  readonly requestId: string
+  /** What this client paid for the request, in its own units. The only number it can trust. */
+  readonly spent: bigint
+  /** The cap this request had, in the client's units. */
+  readonly maxSpend: bigint
+  /** The price the server says it asked (`Cogpay-Price`), in the server's units. */
+  readonly price: bigint | undefined
+  /** What the server says it received (`Cogpay-Paid`), in the server's units. */
+  readonly paid: bigint | undefined
+  /** The server's asset, as it states it. */
+  readonly serverAsset: Asset | undefined
+}
+
+const payments = new WeakMap<Response, Payment>()
+
+/** @internal */
+export function recordPayment(response: Response, payment: Payment): void {
+  payments.set(response, payment)
+}
+
+/** What a response from a paying fetch cost; `undefined` for any other response. */
+export function getPayment(response: Response): Payment | undefined {
+  return payments.get(response)
+}

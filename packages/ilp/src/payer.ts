@@ -1,0 +1,310 @@
+import { Buffer } from 'node:buffer'
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { createRequire } from 'node:module'
+import type { Connection, DataAndMoneyStream, Server } from 'ilp-protocol-stream'
+import {
+  CloseReasons,
+  CogpayError,
+  ErrorCodes,
+  MAX_HELLO_BYTES,
+  decodeHello,
+  type Asset,
+  type PaymentHeaders,
+} from '@cogpay/core'
+import type { IlpPlugin } from './plugin.ts'
+import { DEFAULT_UPLINK, createPlugin, parseUplinkUri } from './uplink-uri.ts'
+
+const require = createRequire(import.meta.url)
+const { createServer } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
+
+/** Options for {@link createPayer}. */
+export interface PayerOptions {
+  /** The payer's uplink: a BTP URI or a plugin. Default `COGPAY_UPLINK` or `btp+ws://127.0.0.1:7768`. */
+  uplink?: string | IlpPlugin
+  /** A stream must name its request within this long, or it is closed. Default `5000` ms. */
+  helloTimeoutMs?: number
+  /** Most servers (origins) with credentials kept. Default `1000`. */
+  maxOrigins?: number
+}
+
+/** One request's payment, from the payer's side. */
+export interface PendingPayment {
+  readonly requestId: string
+  readonly origin: string
+  /** The cap for this request, in the payer's units. */
+  readonly maxSpend: bigint
+  /** Paid so far for this request, in the payer's units (fulfilled packets only). */
+  readonly spent: bigint
+  /** True once the payer refused or stopped because the server wanted more than `maxSpend`. */
+  readonly capReached: boolean
+  /** The payment headers to send with the request. */
+  readonly headers: PaymentHeaders
+  /**
+   * Ends this request's payment: waits (at most `settleTimeoutMs`) for the server to close the
+   * stream and for packets in flight to be answered, then stops paying on it. Returns `spent`.
+   */
+  finish(settleTimeoutMs?: number): Promise<bigint>
+}
+
+/** Events of a {@link Payer}. */
+export interface PayerEvents {
+  /** Money left for a request (one event per fulfilled packet). */
+  spend: [{ requestId: string; origin: string; amount: bigint; spent: bigint; maxSpend: bigint }]
+  /** The server asked a request for more than its cap; the payer refused or stopped. */
+  cap: [{ requestId: string; origin: string; spent: bigint; maxSpend: bigint; asked?: bigint }]
+  /** A stream was closed without payment because it named no request in flight. */
+  refused: [{ origin: string; reason: string }]
+}
+
+interface Origin {
+  readonly name: string
+  readonly address: string
+  readonly secret: Buffer
+}
+
+class Pending implements PendingPayment {
+  spent = 0n
+  capReached = false
+  stream: DataAndMoneyStream | undefined
+  finished = false
+
+  constructor(
+    readonly requestId: string,
+    readonly origin: string,
+    readonly maxSpend: bigint,
+    readonly headers: PaymentHeaders,
+    readonly release: (pending: Pending) => void,
+  ) {}
+
+  async finish(settleTimeoutMs = 2000): Promise<bigint> {
+    if (this.finished) return this.spent
+    this.finished = true
+    const stream = this.stream
+    if (stream && !this.capReached) await settled(stream, settleTimeoutMs)
+    if (stream && !stream.destroyed) stream.destroy()
+    this.release(this)
+    return this.spent
+  }
+}
+
+/**
+ * The client's payment side: a STREAM server on the payer's own uplink. It hands each server
+ * origin one address and secret (so the server can keep one socket for it), and pays only on a
+ * stream whose hello names a request of that origin that is still in flight, at most that
+ * request's `maxSpend`, judged in the payer's own units.
+ */
+export class Payer extends EventEmitter<PayerEvents> {
+  readonly plugin: IlpPlugin
+  /** Total paid by this payer, in its own units. */
+  spent = 0n
+  readonly #helloTimeoutMs: number
+  readonly #maxOrigins: number
+  #server: Server | undefined
+  #starting: Promise<Server> | undefined
+  #origins = new Map<string, Origin>()
+  #originsByName = new Map<string, string>()
+  #pending = new Map<string, Pending>()
+  #asset: Asset | undefined
+
+  constructor(options: PayerOptions = {}) {
+    super()
+    const uplink = options.uplink ?? process.env.COGPAY_UPLINK ?? DEFAULT_UPLINK
+    if (typeof uplink === 'string') parseUplinkUri(uplink)
+    this.plugin = typeof uplink === 'string' ? createPlugin(uplink) : uplink
+    this.#helloTimeoutMs = options.helloTimeoutMs ?? 5000
+    this.#maxOrigins = options.maxOrigins ?? 1000
+  }
+
+  /** The payer's asset, once started. */
+  get asset(): Asset | undefined {
+    return this.#asset
+  }
+
+  /** Requests whose payment is under way. */
+  get pendingCount(): number {
+    return this.#pending.size
+  }
+
+  /** Connects the uplink and starts the STREAM server. Safe to call repeatedly. */
+  start(): Promise<Server> {
+    this.#starting ??= (async () => {
+      const server = await createServer({
+        plugin: this.plugin,
+        // Each request is a stream opened by the server: allow many at once on one connection.
+        maxRemoteStreams: 1000,
+      })
+      server.on('connection', (connection: Connection) => this.#onConnection(connection))
+      this.#server = server
+      this.#asset = { code: server.assetCode, scale: server.assetScale }
+      return server
+    })().catch((cause: unknown) => {
+      this.#starting = undefined
+      throw new CogpayError(
+        ErrorCodes.UPLINK_UNAVAILABLE,
+        `payer uplink did not connect: ${(cause as Error)?.message ?? cause}`,
+        { status: 503, cause },
+      )
+    })
+    return this.#starting
+  }
+
+  /**
+   * Registers a request about to be sent to `origin` with a cap of `maxSpend`, and returns its
+   * payment headers. Call `finish()` on the result when the response has arrived.
+   */
+  async expect(origin: string, maxSpend: bigint): Promise<PendingPayment> {
+    if (maxSpend < 0n) throw new CogpayError(ErrorCodes.INVALID_AMOUNT, `maxSpend must be >= 0, got ${maxSpend}`)
+    const credentials = await this.#credentialsFor(origin)
+    const requestId = randomBytes(16).toString('base64url')
+    const headers = { address: credentials.address, secret: credentials.secret, requestId }
+    const pending = new Pending(requestId, origin, maxSpend, headers, (p) => this.#pending.delete(p.requestId))
+    this.#pending.set(requestId, pending)
+    return pending
+  }
+
+  async #credentialsFor(origin: string): Promise<Origin> {
+    const server = await this.start()
+    let entry = this.#origins.get(origin)
+    if (entry) {
+      // Refresh its place: the map's order is its LRU order.
+      this.#origins.delete(origin)
+      this.#origins.set(origin, entry)
+      return entry
+    }
+    const name = randomBytes(8).toString('hex')
+    const { destinationAccount, sharedSecret } = server.generateAddressAndSecret({ connectionTag: name })
+    entry = { name, address: destinationAccount, secret: sharedSecret }
+    this.#origins.set(origin, entry)
+    this.#originsByName.set(name, origin)
+    if (this.#origins.size > this.#maxOrigins) {
+      const [oldest, old] = this.#origins.entries().next().value as [string, Origin]
+      this.#origins.delete(oldest)
+      this.#originsByName.delete(old.name)
+    }
+    return entry
+  }
+
+  #onConnection(connection: Connection): void {
+    const origin = connection.connectionTag ? this.#originsByName.get(connection.connectionTag) : undefined
+    if (!origin) {
+      connection.destroy().catch(() => {})
+      return
+    }
+    connection.on('error', () => {})
+    connection.on('stream', (stream: DataAndMoneyStream) => this.#onStream(origin, connection, stream))
+  }
+
+  #onStream(origin: string, connection: Connection, stream: DataAndMoneyStream): void {
+    stream.on('error', () => {})
+    let buffered = Buffer.alloc(0)
+    const refuse = (reason: string) => {
+      cleanup()
+      this.emit('refused', { origin, reason })
+      stream.destroy(new Error(reason))
+    }
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk])
+      const newline = buffered.indexOf(0x0a)
+      if (newline === -1) {
+        if (buffered.length >= MAX_HELLO_BYTES) refuse(CloseReasons.badHello)
+        return
+      }
+      cleanup()
+      const hello = decodeHello(buffered.subarray(0, newline))
+      if (!hello) return refuse(CloseReasons.badHello)
+      const pending = this.#pending.get(hello.requestId)
+      if (!pending || pending.origin !== origin || pending.stream || pending.finished) {
+        return refuse(CloseReasons.unknownRequest)
+      }
+      this.#pay(pending, connection, stream, hello.amount)
+    }
+    const cleanup = () => {
+      clearTimeout(timer)
+      stream.removeListener('data', onData)
+    }
+    const timer = setTimeout(() => refuse(CloseReasons.badHello), this.#helloTimeoutMs)
+    stream.on('data', onData)
+  }
+
+  #pay(pending: Pending, connection: Connection, stream: DataAndMoneyStream, asked: bigint | undefined): void {
+    pending.stream = stream
+    const sameAsset =
+      connection.destinationAssetCode === this.#asset?.code && connection.destinationAssetScale === this.#asset?.scale
+    const stopAtCap = (spent: bigint) => {
+      pending.capReached = true
+      this.emit('cap', {
+        requestId: pending.requestId,
+        origin: pending.origin,
+        spent,
+        maxSpend: pending.maxSpend,
+        ...(asked === undefined ? {} : { asked }),
+      })
+      stream.destroy(new Error(CloseReasons.capTooLow))
+    }
+    // A fixed price in our own asset above the cap: refuse before paying anything.
+    if (asked !== undefined && sameAsset && asked > pending.maxSpend) return stopAtCap(0n)
+    stream.on('outgoing_money', (amount: string) => {
+      const value = BigInt(amount)
+      pending.spent += value
+      this.spent += value
+      this.emit('spend', {
+        requestId: pending.requestId,
+        origin: pending.origin,
+        amount: value,
+        spent: pending.spent,
+        maxSpend: pending.maxSpend,
+      })
+      // At the cap while the server still asks for more: say so now, so it answers 402 at once
+      // instead of waiting for its payment timeout.
+      if (pending.spent >= pending.maxSpend && stream._remoteReceiveMax.greaterThan(stream._remoteReceived)) {
+        stopAtCap(pending.spent)
+      }
+    })
+    // STREAM enforces sendMax in the sender's own units: this is the cap, whatever the server asks.
+    stream.setSendMax(pending.maxSpend.toString())
+  }
+
+  /** Stops the STREAM server and disconnects the uplink. Requests under way stop paying. */
+  async close(): Promise<void> {
+    for (const pending of this.#pending.values()) pending.stream?.destroy()
+    this.#pending.clear()
+    const server = this.#server
+    this.#server = undefined
+    this.#starting = undefined
+    if (server) await server.close()
+    else await this.plugin.disconnect()
+  }
+}
+
+/** Creates a {@link Payer}. Options are checked now; it connects on first use. */
+export function createPayer(options: PayerOptions = {}): Payer {
+  return new Payer(options)
+}
+
+/** Resolves when the stream has ended and has no packet in flight, or after `timeoutMs`. */
+function settled(stream: DataAndMoneyStream, timeoutMs: number): Promise<void> {
+  const held = () => (stream as unknown as { _outgoingHeldAmount: { isZero(): boolean } })._outgoingHeldAmount
+  // Settled: nothing in flight, and the server closed the stream or has all it asked for.
+  const done = () =>
+    held().isZero() &&
+    (stream.destroyed || stream._remoteSentEnd || !stream._remoteReceived.lessThan(stream._remoteReceiveMax))
+  if (done()) return Promise.resolve()
+  return new Promise((resolve) => {
+    const deadline = Date.now() + timeoutMs
+    const check = () => {
+      if (done() || Date.now() >= deadline) {
+        stream.removeListener('end', check)
+        stream.removeListener('close', check)
+        stream.removeListener('outgoing_money', check)
+        clearInterval(poll)
+        resolve()
+      }
+    }
+    // Events cover the usual case; the slow poll covers a hold released without an event.
+    const poll = setInterval(check, 5)
+    stream.on('end', check)
+    stream.on('close', check)
+    stream.on('outgoing_money', check)
+  })
+}

@@ -1,0 +1,176 @@
+import { EventEmitter } from 'node:events'
+import { LRUCache } from 'lru-cache'
+import {
+  CogpayError,
+  ErrorCodes,
+  isUnderAddress,
+  type Asset,
+  type CollectRequest,
+  type Collection,
+  type PaymentReceiver,
+} from '@cogpay/core'
+import { PaymentSocket } from './payment-socket.ts'
+import type { IlpPlugin } from './plugin.ts'
+import { DEFAULT_UPLINK, parseUplinkUri } from './uplink-uri.ts'
+import { Uplink } from './uplink.ts'
+
+/** Options for {@link createPaymentServer}. */
+export interface PaymentServerOptions {
+  /** The server's uplink: a BTP URI, a plugin, or an {@link Uplink}. Default `btp+ws://127.0.0.1:7768`. */
+  uplink?: string | IlpPlugin | Uplink
+  /** Most payment sockets kept open; the least recently used is closed past this. Default `10000`. */
+  maxSockets?: number
+  /** Most sockets being opened at once; past this, requests get 503. Default `256`. */
+  maxOpening?: number
+  /** A kept socket unused for this long is closed. Default `60000` ms. */
+  socketIdleMs?: number
+  /** Give up opening a socket after this long (502). Default `5000` ms. */
+  connectTimeoutMs?: number
+  /** Give up waiting for payment after this long (402). Default `10000` ms. */
+  paymentTimeoutMs?: number
+  /**
+   * Streams one socket opens before it is replaced by a new one. STREAM keeps a record of every
+   * closed stream for the life of a connection, so a socket that lives forever grows forever.
+   * Default `10000`.
+   */
+  maxStreamsPerSocket?: number
+}
+
+/** Events of a {@link PaymentServer}. */
+export interface PaymentServerEvents {
+  /** A new payment socket was opened (not emitted when one is reused). */
+  socket: [{ address: string }]
+}
+
+/**
+ * The server's payment side over STREAM: implements core's `PaymentReceiver`. It keeps one reverse
+ * payment socket per payer (address + secret) in a bounded LRU with idle eviction, all multiplexed
+ * over one uplink, and opens a new stream on it per request.
+ */
+export class PaymentServer extends EventEmitter<PaymentServerEvents> implements PaymentReceiver {
+  readonly uplink: Uplink
+  /** Sockets opened since start (a reused socket is not counted again). */
+  socketsOpened = 0
+  readonly #options: Required<Omit<PaymentServerOptions, 'uplink'>>
+  readonly #sockets: LRUCache<string, Promise<PaymentSocket>>
+  #opening = 0
+
+  constructor(options: PaymentServerOptions = {}) {
+    super()
+    const uplink = options.uplink ?? process.env.COGPAY_UPLINK ?? DEFAULT_UPLINK
+    if (typeof uplink === 'string') parseUplinkUri(uplink)
+    this.uplink = uplink instanceof Uplink ? uplink : new Uplink(uplink)
+    this.#options = {
+      maxSockets: positive(options.maxSockets, 10_000, 'maxSockets'),
+      maxOpening: positive(options.maxOpening, 256, 'maxOpening'),
+      socketIdleMs: positive(options.socketIdleMs, 60_000, 'socketIdleMs'),
+      connectTimeoutMs: positive(options.connectTimeoutMs, 5_000, 'connectTimeoutMs'),
+      paymentTimeoutMs: positive(options.paymentTimeoutMs, 10_000, 'paymentTimeoutMs'),
+      maxStreamsPerSocket: positive(options.maxStreamsPerSocket, 10_000, 'maxStreamsPerSocket'),
+    }
+    this.#sockets = new LRUCache({
+      max: this.#options.maxSockets,
+      ttl: this.#options.socketIdleMs,
+      updateAgeOnGet: true,
+      dispose: (socket) => {
+        socket.then((s) => s.retire()).catch(() => {})
+      },
+    })
+  }
+
+  /** Number of payment sockets kept (open or opening). */
+  get socketCount(): number {
+    return this.#sockets.size
+  }
+
+  async asset(): Promise<Asset> {
+    await this.uplink.connect()
+    const asset = this.uplink.asset
+    if (!asset) throw new CogpayError(ErrorCodes.UPLINK_UNAVAILABLE, 'uplink has no asset', { status: 503 })
+    return asset
+  }
+
+  async collect(request: CollectRequest): Promise<Collection> {
+    await this.uplink.connect()
+    const { address, secret, requestId } = request.payment
+    // Never connect to ourselves or to the hub above us: only to an address a payer could own.
+    const own = this.uplink.address
+    const parent = own.slice(0, own.lastIndexOf('.'))
+    if (isUnderAddress(address, own) || isUnderAddress(parent, address)) {
+      throw new CogpayError(
+        ErrorCodes.INVALID_ADDRESS,
+        `Cogpay-Address ${address} is this server's own address or its parent's; it cannot be a payer`,
+        { status: 400 },
+      )
+    }
+    const socket = await this.#socketFor(address, secret)
+    return socket.collect({
+      requestId,
+      amount: request.amount,
+      timeoutMs: this.#options.paymentTimeoutMs,
+      signal: request.signal,
+    })
+  }
+
+  async #socketFor(address: string, secret: Buffer): Promise<PaymentSocket> {
+    const key = `${address} ${secret.toString('base64')}`
+    const kept = this.#sockets.get(key)
+    if (kept) {
+      const socket = await kept.catch(() => undefined)
+      if (socket && !socket.closed && socket.streamsOpened < this.#options.maxStreamsPerSocket) return socket
+      if (this.#sockets.get(key) === kept) this.#sockets.delete(key)
+    }
+    if (this.#opening >= this.#options.maxOpening) {
+      throw new CogpayError(
+        ErrorCodes.UPLINK_UNAVAILABLE,
+        `too many payment sockets opening at once (limit ${this.#options.maxOpening}); try again`,
+        { status: 503 },
+      )
+    }
+    this.#opening++
+    const opening = PaymentSocket.open(this.uplink.openChannel(), address, secret, {
+      connectTimeoutMs: this.#options.connectTimeoutMs,
+      idleTimeoutMs: this.#options.socketIdleMs,
+    }).finally(() => this.#opening--)
+    this.#sockets.set(key, opening)
+    try {
+      const socket = await opening
+      this.socketsOpened++
+      this.emit('socket', { address })
+      return socket
+    } catch (err) {
+      if (this.#sockets.get(key) === opening) this.#sockets.delete(key)
+      throw err
+    }
+  }
+
+  /** Closes every socket and the uplink. */
+  async close(): Promise<void> {
+    this.#sockets.clear()
+    await this.uplink.close()
+  }
+}
+
+/** Creates a {@link PaymentServer}. Options are checked now. */
+export function createPaymentServer(options: PaymentServerOptions = {}): PaymentServer {
+  return new PaymentServer(options)
+}
+
+let shared: PaymentServer | undefined
+
+/**
+ * The process-wide payment server that `paidRoute` uses when given none: its uplink is
+ * `COGPAY_UPLINK`, or `btp+ws://127.0.0.1:7768`. It connects on first use.
+ */
+export function defaultPaymentServer(): PaymentServer {
+  shared ??= new PaymentServer()
+  return shared
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `${name} must be a positive integer, got ${value}`)
+  }
+  return value
+}

@@ -1,0 +1,121 @@
+import { createRequire } from 'node:module'
+import { Writable } from 'node:stream'
+import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+
+// `import 'ilp-connector'` from ESM starts a second connector from environment variables,
+// because its entry file checks `!module.parent`. Loading it with require() sets module.parent.
+const require = createRequire(import.meta.url)
+const { createApp } = require('ilp-connector') as typeof import('ilp-connector')
+const connectorLog = require('ilp-connector/dist/common/log') as {
+  setOutputStream(stream: NodeJS.WritableStream): void
+}
+
+/** Options for {@link startTestnet}. */
+export interface TestnetOptions {
+  /** TCP port for BTP clients on 127.0.0.1. Default `0`: the system picks a free one. */
+  port?: number
+  /** Host to bind. Default `'127.0.0.1'`. Only loopback addresses are sensible here. */
+  host?: string
+  /** ILP address of the connector. Children get `<ilpAddress>.local.<name>`. Default `'test.hub'`. */
+  ilpAddress?: string
+  /** Asset every account uses. Default `'XRP'`. */
+  assetCode?: string
+  /** Asset scale every account uses. Default `9`. */
+  assetScale?: number
+  /** Where the connector's own log goes. Default: discarded. */
+  log?: NodeJS.WritableStream
+}
+
+/** A running embedded ILP network: one connector, one mini-accounts BTP server. */
+export interface Testnet {
+  /** Port the BTP server listens on. */
+  readonly port: number
+  readonly host: string
+  readonly assetCode: string
+  readonly assetScale: number
+  /** ILP address prefix of every child account (`test.hub.local`). */
+  readonly childPrefix: string
+  /**
+   * A BTP URI for a new child account. Each call gives a distinct account name (mini-accounts
+   * sends a packet to every socket logged in under the same name), so give each client its own.
+   */
+  uri(name?: string): string
+  /** Stops the connector and closes every BTP socket. */
+  close(): Promise<void>
+}
+
+const discard = (): NodeJS.WritableStream =>
+  new Writable({
+    write(_chunk, _encoding, done) {
+      done()
+    },
+  })
+
+/**
+ * Starts a real local ILP network the way `moneyd local` did: `ilp-connector` with one
+ * `ilp-plugin-mini-accounts` account listening on loopback.
+ */
+export async function startTestnet(options: TestnetOptions = {}): Promise<Testnet> {
+  const host = options.host ?? '127.0.0.1'
+  const ilpAddress = options.ilpAddress ?? 'test.hub'
+  const assetCode = options.assetCode ?? 'XRP'
+  const assetScale = options.assetScale ?? 9
+  connectorLog.setOutputStream(options.log ?? discard())
+
+  const connector = createApp({
+    ilpAddress,
+    // The default backend fetches rates from the internet; one asset needs none.
+    backend: 'one-to-one',
+    spread: 0,
+    store: 'memory',
+    initialConnectTimeout: 2000,
+    accounts: {
+      local: {
+        relation: 'child',
+        plugin: 'ilp-plugin-mini-accounts',
+        assetCode,
+        assetScale,
+        // Every mini-accounts child shares this one connector account, and its token bucket:
+        // the default of 10,000 packets a minute is far below what a paid API moves.
+        rateLimit: { refillPeriod: 1000, refillCount: 1_000_000_000, capacity: 1_000_000_000 },
+        options: {
+          // mini-accounts reports no bind error and no port: bind to port 0 and read it back.
+          wsOpts: { host, port: options.port ?? 0 },
+        },
+      },
+    },
+  } as Parameters<typeof createApp>[0])
+
+  await connector.listen()
+  const plugin = connector.getPlugin('local') as unknown as {
+    _wss?: { address(): AddressInfo | string | null } | null
+  }
+  // listen() resolves before the plugin has bound its socket; wait for it, boundedly.
+  let address = plugin._wss?.address()
+  for (let waited = 0; !address && waited < 5000; waited += 5) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    address = plugin._wss?.address()
+  }
+  if (!address || typeof address === 'string') {
+    await connector.shutdown()
+    throw new Error('testnet: the BTP server did not start listening')
+  }
+  const port = address.port
+
+  return {
+    port,
+    host,
+    assetCode,
+    assetScale,
+    childPrefix: `${ilpAddress}.local`,
+    uri(name = 'client') {
+      const account = `${name}${randomBytes(4).toString('hex')}`.replace(/[^a-zA-Z0-9_~-]/g, '')
+      const hostPart = host.includes(':') ? `[${host}]` : host
+      return `btp+ws://${account}:${randomBytes(8).toString('hex')}@${hostPart}:${port}`
+    },
+    async close() {
+      await connector.shutdown()
+    },
+  }
+}

@@ -1,0 +1,1 @@
+export { startTestnet, type Testnet, type TestnetOptions } from "./hub.ts"
