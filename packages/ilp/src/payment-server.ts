@@ -51,6 +51,10 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   readonly uplink: Uplink
   /** Sockets opened since start (a reused socket is not counted again). */
   socketsOpened = 0
+  /** Total received since start, in the server's units. */
+  received = 0n
+  /** Payments collected in full since start. */
+  paymentsCollected = 0
   readonly #options: Required<Omit<PaymentServerOptions, 'uplink'>>
   readonly #sockets: LRUCache<string, Promise<PaymentSocket>>
   #opening = 0
@@ -104,12 +108,15 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       )
     }
     const socket = await this.#socketFor(address, secret)
-    return socket.collect({
+    const collection = await socket.collect({
       requestId,
       amount: request.amount,
       timeoutMs: this.#options.paymentTimeoutMs,
       signal: request.signal,
     })
+    this.received += collection.paid
+    this.paymentsCollected++
+    return collection
   }
 
   async #socketFor(address: string, secret: Buffer): Promise<PaymentSocket> {

@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApp } from '@cogpay/example-express-basic'
+import { listen, startNetwork, type Network } from './support/network.ts'
+
+const cli = fileURLToPath(new URL('../packages/cli/bin/cogpay.js', import.meta.url))
+
+/** Runs the CLI; resolves with its exit code and output. Killed after `timeoutMs`. */
+function run(args: string[], options: { timeoutMs?: number; until?: RegExp } = {}) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000)
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk
+      if (options.until?.test(stdout)) child.kill('SIGINT')
+    })
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+describe('cogpay CLI', () => {
+  let net: Network
+  let app: Awaited<ReturnType<typeof listen>>
+  beforeAll(async () => {
+    net = await startNetwork()
+    app = await listen(createApp({ receiver: net.receiver }))
+  })
+  afterAll(async () => {
+    await app.close()
+    await net.close()
+  })
+
+  it('cogpay fetch pays for a URL and prints what it spent', async () => {
+    const before = net.receiver.received
+    const { code, stdout, stderr } = await run(['fetch', `${app.url}/weather`, '--max', '200', '--uplink', net.testnet.uri('cli')])
+    expect(stderr).toContain('spent 100 of max 200')
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout)).toEqual({ forecast: 'sunny', paid: '100' })
+    expect(net.receiver.received - before).toBe(100n)
+  })
+
+  it('cogpay fetch refuses a price above --max with exit code 3', async () => {
+    const { code, stderr } = await run(['fetch', `${app.url}/weather`, '--max', '50', '--uplink', net.testnet.uri('cli')])
+    expect(code).toBe(3)
+    expect(stderr).toContain('costs 100, above --max 50; spent 0')
+  })
+
+  it('cogpay fetch without --max is a usage error', async () => {
+    const { code, stderr } = await run(['fetch', `${app.url}/weather`])
+    expect(code).toBe(2)
+    expect(stderr).toContain('--max is required')
+  })
+
+  it('cogpay hub runs a network until interrupted', async () => {
+    const { code, stdout } = await run(['hub', '--port', '0'], { until: /Ctrl-C to stop/ })
+    expect(stdout).toMatch(/ILP connector on btp\+ws:\/\/127\.0\.0\.1:\d+ \(XRP, scale 9\)/)
+    expect(code).toBe(0)
+  })
+})

@@ -1,0 +1,117 @@
+import { createRequire } from 'node:module'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { DataAndMoneyStream } from 'ilp-protocol-stream'
+import { createApp } from '@cogpay/example-express-basic'
+import { createPayFetch, getPayment, SpendLimitError } from '@cogpay/fetch'
+import { createPlugin } from '@cogpay/ilp'
+import { encodeHello } from '@cogpay/core'
+import { listen, startNetwork, type Network } from './support/network.ts'
+
+const { createConnection } = createRequire(import.meta.url)('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
+
+describe('reverse payment sockets on the real testnet', () => {
+  let net: Network
+  let app: Awaited<ReturnType<typeof listen>>
+
+  beforeAll(async () => {
+    net = await startNetwork()
+    app = await listen(createApp({ receiver: net.receiver }))
+  })
+  afterAll(async () => {
+    await app.close()
+    await net.close()
+  })
+
+  it('reuses the socket: a second request from the same client opens no new connection', async () => {
+    const payer = net.newPayer()
+    const payFetch = createPayFetch({ payer, maxSpend: 100n })
+    let opened = 0
+    const onSocket = () => opened++
+    net.receiver.on('socket', onSocket)
+    try {
+      const first = await payFetch(`${app.url}/weather`)
+      const second = await payFetch(`${app.url}/weather`)
+      const third = await payFetch(`${app.url}/report/2`)
+      expect([first.status, second.status, third.status]).toEqual([200, 200, 200])
+      expect(opened).toBe(1)
+      expect(payer.spent).toBe(250n)
+    } finally {
+      net.receiver.off('socket', onSocket)
+    }
+  })
+
+  it('a new client gets a socket of its own', async () => {
+    const before = net.receiver.socketsOpened
+    const payFetch = createPayFetch({ payer: net.newPayer(), maxSpend: 100n })
+    expect((await payFetch(`${app.url}/weather`)).status).toBe(200)
+    expect(net.receiver.socketsOpened).toBe(before + 1)
+  })
+
+  it('50 concurrent paid requests from one client all succeed and the totals match exactly', async () => {
+    const payer = net.newPayer()
+    const payFetch = createPayFetch({ payer, maxSpend: 100n })
+    const receivedBefore = net.receiver.received
+    const socketsBefore = net.receiver.socketsOpened
+    const responses = await Promise.all(Array.from({ length: 50 }, () => payFetch(`${app.url}/weather`)))
+    expect(responses.map((r) => r.status)).toEqual(Array(50).fill(200))
+    const spentPerRequest = responses.map((r) => getPayment(r)?.spent)
+    expect(spentPerRequest).toEqual(Array(50).fill(100n))
+    expect(payer.spent).toBe(5000n)
+    expect(net.receiver.received - receivedBefore).toBe(5000n)
+    // All 50 shared one socket, opened once while the first request connected.
+    expect(net.receiver.socketsOpened - socketsBefore).toBe(1)
+    expect(payer.pendingCount).toBe(0)
+  })
+
+  it('price above the cap: the server answers 402 within 100 ms of the payer reaching its cap', async () => {
+    const payer = net.newPayer()
+    const payFetch = createPayFetch({ payer, maxSpend: 60n })
+    let capAt = 0
+    payer.once('cap', () => {
+      capAt = performance.now()
+    })
+    const error = await payFetch(`${app.url}/weather`).catch((err: unknown) => err)
+    const answeredAt = performance.now()
+    expect(error).toBeInstanceOf(SpendLimitError)
+    expect(capAt).toBeGreaterThan(0)
+    expect(answeredAt - capAt).toBeLessThan(100)
+    expect(payer.spent).toBeLessThanOrEqual(60n)
+  })
+
+  it('a server that asks for more mid-payment (no price in its hello) learns of the cap within 100 ms', async () => {
+    const payer = net.newPayer()
+    const pending = await payer.expect('http://mid-payment.test', 300n)
+    // A server's side written with ilp-protocol-stream alone: ask for 1000 without naming a price.
+    const connection = await createConnection({
+      plugin: createPlugin(net.testnet.uri('greedy')),
+      destinationAccount: pending.headers.address,
+      sharedSecret: pending.headers.secret,
+    })
+    try {
+      const stream: DataAndMoneyStream = connection.createStream()
+      stream.on('error', () => {})
+      let capAt = 0
+      payer.once('cap', () => {
+        capAt = performance.now()
+      })
+      stream.write(encodeHello({ v: 1, requestId: pending.headers.requestId }))
+      stream.setReceiveMax(1000)
+      // The payer refuses with an error close, so wait for 'close' itself (events.once rejects on 'error').
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the payer never closed the stream')), 5000)
+        stream.once('close', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+      const closedAt = performance.now()
+      expect(capAt).toBeGreaterThan(0)
+      expect(closedAt - capAt).toBeLessThan(100)
+      expect(BigInt(stream.totalReceived)).toBeLessThanOrEqual(300n)
+      expect(await pending.finish()).toBe(300n)
+      expect(payer.spent).toBe(300n)
+    } finally {
+      await connection.destroy()
+    }
+  })
+})
