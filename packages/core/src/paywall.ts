@@ -29,7 +29,8 @@ export interface PaywallInput<Req> {
 /**
  * What the framework adapter must do:
  * - `respond`: answer now with this status, headers and JSON body (400 and 402: protocol answers);
- * - `fail`: hand the error to the framework's error path (`next(err)`, Koa's throw): 5xx;
+ * - `fail`: hand the error to the framework's error path (`next(err)`, Koa's throw): a 5xx
+ *   `CogpayError`, or the app's own error from its price function, unchanged;
  * - `proceed`: set the headers, expose `receipt`, run the handler, and call `finish()` when the
  *   response is done.
  */
@@ -40,7 +41,7 @@ export type PaywallOutcome =
       readonly headers: Readonly<Record<string, string>>
       readonly body: PaymentRequiredBody
     }
-  | { readonly type: 'fail'; readonly error: CogpayError }
+  | { readonly type: 'fail'; readonly error: unknown }
   | {
       readonly type: 'proceed'
       readonly headers: Readonly<Record<string, string>>
@@ -75,20 +76,28 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
       // Headers first: a malformed request is answered without running the price function.
       const parsed = parsePaymentHeaders(input.headers)
       if (parsed.type === 'invalid') return respondWithError(parsed.error)
+      let amount: bigint
+      let asset: Asset
       try {
-        const amount = await resolvePrice(input.request)
-        const asset = await receiver.asset()
-        if (parsed.type === 'none') {
-          if (amount === 0n) return proceed({ requestId: '', price: 0n, paid: 0n, asset }, () => {})
-          const error = new CogpayError(
-            ErrorCodes.PAYMENT_REQUIRED,
-            `this resource costs ${amount} (asset ${asset.code}, scale ${asset.scale}); pay with the ${Headers.scheme} headers`,
-            { status: 402 },
-          )
-          return respondWithError(error, amount, asset)
-        }
-        const { requestId } = parsed.headers
-        if (amount === 0n) return proceed({ requestId, price: 0n, paid: 0n, asset }, () => {})
+        amount = await resolvePrice(input.request)
+        asset = await receiver.asset()
+      } catch (err) {
+        // The app's own error (its price function threw): its error handler decides, and its
+        // message is not ours to show.
+        return fail(err)
+      }
+      if (parsed.type === 'none') {
+        if (amount === 0n) return proceed({ requestId: '', price: 0n, paid: 0n, asset }, () => {})
+        const error = new CogpayError(
+          ErrorCodes.PAYMENT_REQUIRED,
+          `this resource costs ${amount} (asset ${asset.code}, scale ${asset.scale}); pay with the ${Headers.scheme} headers`,
+          { status: 402 },
+        )
+        return respondWithError(error, amount, asset)
+      }
+      const { requestId } = parsed.headers
+      if (amount === 0n) return proceed({ requestId, price: 0n, paid: 0n, asset }, () => {})
+      try {
         const collection = await receiver.collect({
           payment: parsed.headers,
           amount,
@@ -99,21 +108,21 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
       } catch (err) {
         const error = isCogpayError(err)
           ? err
-          : new CogpayError(ErrorCodes.PAYMENT_FAILED, `payment failed: ${(err as Error)?.message ?? err}`, {
+          : new CogpayError(ErrorCodes.PAYMENT_FAILED, 'the payment failed on the server side', {
               status: 502,
               cause: err,
             })
-        if (error.status === 402) {
-          // Say what the price was, so the client learns it even from a failed attempt.
-          const amount = await resolvePrice(input.request).catch(() => undefined)
-          const asset = await receiver.asset().catch(() => undefined)
-          return respondWithError(error, amount, asset)
-        }
+        // A 402 still says what the price was, so the client learns it even from a failed attempt.
+        if (error.status === 402) return respondWithError(error, amount, asset)
         if (error.status < 500) return respondWithError(error)
         return { type: 'fail', error }
       }
     },
   }
+}
+
+function fail(error: unknown): PaywallOutcome {
+  return { type: 'fail', error }
 }
 
 function proceed(receipt: PaymentReceipt, finish: () => void): PaywallOutcome {

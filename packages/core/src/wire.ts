@@ -61,7 +61,7 @@ export type ParsedPaymentHeaders =
 
 const REQUEST_ID = /^[A-Za-z0-9_-]{16,64}$/
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
-const BASE64URL = /^[A-Za-z0-9_-]+$/
+const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/
 
 const invalid = (code: ErrorCode, message: string): ParsedPaymentHeaders => ({
   type: 'invalid',
@@ -108,10 +108,10 @@ export function parsePaymentHeaders(get: HeaderSource): ParsedPaymentHeaders {
       `${Headers.scheme} ${JSON.stringify(scheme)} is not supported; this server speaks ${SCHEME}`,
     )
   }
-  if (!isIlpAddress(address)) {
+  if (!isIlpAddress(address) || /^(peer|self|local)\./.test(address)) {
     return invalid(
       ErrorCodes.INVALID_ADDRESS,
-      `${Headers.address} ${JSON.stringify(address.slice(0, 80))} is not an ILP address (RFC 15)`,
+      `${Headers.address} ${JSON.stringify(address.slice(0, 80))} is not an ILP address a payer can be reached at (RFC 15; not peer., self. or local.)`,
     )
   }
   const secretBytes = decodeSecret(secret)
@@ -132,14 +132,14 @@ export function parsePaymentHeaders(get: HeaderSource): ParsedPaymentHeaders {
 
 /** Decodes a secret strictly: base64 or base64url that round-trips to exactly 32 bytes. */
 function decodeSecret(text: string): Buffer | undefined {
-  const url = BASE64URL.test(text)
+  // Either alphabet, padded or not (RFC 4648 allows padding in base64url too).
+  const url = BASE64URL.test(text) && /[-_]/.test(text)
   if (!url && !BASE64.test(text)) return undefined
   const bytes = Buffer.from(text, url ? 'base64url' : 'base64')
   if (bytes.length !== SECRET_LENGTH) return undefined
   // Buffer decoding is lenient; insist that the text is the canonical encoding of the bytes.
-  const canonical = url ? bytes.toString('base64url') : bytes.toString('base64')
-  const unpadded = canonical.replace(/=+$/, '')
-  return text === canonical || text === unpadded ? bytes : undefined
+  const canonical = bytes.toString(url ? 'base64url' : 'base64').replace(/=+$/, '')
+  return text.replace(/=+$/, '') === canonical && text.length - canonical.length <= 1 ? bytes : undefined
 }
 
 /** Writes the request headers a payer sends. */
