@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DataAndMoneyStream } from 'ilp-protocol-stream'
 import { createApp } from '@cogpay/example-express-basic'
 import { createPayFetch, getPayment, SpendLimitError } from '@cogpay/fetch'
-import { createPlugin } from '@cogpay/ilp'
+import { createPayer, createPaymentServer, createPlugin } from '@cogpay/ilp'
 import { encodeHello } from '@cogpay/core'
 import { listen, startNetwork, type Network } from './support/network.ts'
 
@@ -96,14 +96,20 @@ describe('reverse payment sockets on the real testnet', () => {
       })
       stream.write(encodeHello({ v: 1, requestId: pending.headers.requestId }))
       stream.setReceiveMax(1000)
-      // The payer refuses with an error close, so wait for 'close' itself (events.once rejects on 'error').
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('the payer never closed the stream')), 5000)
-        stream.once('close', () => {
-          clearTimeout(timer)
-          resolve()
+      // The payer refuses with a line of stream data naming the reason.
+      const said = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the payer never refused')), 5000)
+        let text = ''
+        stream.on('data', (chunk: Buffer) => {
+          text += chunk.toString()
+          if (text.includes('\n')) {
+            clearTimeout(timer)
+            resolve(text.slice(0, text.indexOf('\n')))
+          }
         })
       })
+      expect(said).toBe('COGPAY_CAP_TOO_LOW')
+      stream.destroy()
       const closedAt = performance.now()
       expect(capAt).toBeGreaterThan(0)
       expect(closedAt - capAt).toBeLessThan(100)
@@ -112,6 +118,65 @@ describe('reverse payment sockets on the real testnet', () => {
       expect(payer.spent).toBe(300n)
     } finally {
       await connection.destroy()
+    }
+  })
+})
+
+describe('regression: a reused socket ran out of STREAM stream ids after ~1000 requests', () => {
+  let net: Network
+  let app: Awaited<ReturnType<typeof listen>>
+  beforeAll(async () => {
+    net = await startNetwork()
+    app = await listen(createApp({ receiver: net.receiver }))
+  })
+  afterAll(async () => {
+    await app.close()
+    await net.close()
+  })
+
+  it('paid and refused streams hand their ids back: 30 requests through a 3-stream payer on one socket', async () => {
+    // STREAM returns a stream id to the server only when the server closes the stream; the payer
+    // used to close first (on finish and on refusal), leaking one id per request until the
+    // socket failed with 502. This payer allows 3 streams, so a leak shows within 4 requests.
+    const tiny = createPayer({ uplink: net.testnet.uri('tiny'), maxStreamsPerServer: 3 })
+    try {
+      const paying = createPayFetch({ payer: tiny, maxSpend: 100n })
+      const refusing = createPayFetch({ payer: tiny, maxSpend: 10n })
+      const socketsBefore = net.receiver.socketsOpened
+      const outcomes: (number | string)[] = []
+      for (let i = 0; i < 30; i++) {
+        const fetchOnce = i % 3 === 2 ? refusing : paying
+        const outcome = await fetchOnce(`${app.url}/weather`).then(
+          async (response) => (await response.arrayBuffer(), response.status),
+          (err: unknown) => (err as SpendLimitError).code,
+        )
+        outcomes.push(outcome)
+      }
+      expect(outcomes).toEqual(Array.from({ length: 30 }, (_, i) => (i % 3 === 2 ? 'COGPAY_SPEND_LIMIT' : 200)))
+      expect(tiny.spent).toBe(2000n)
+      expect(net.receiver.socketsOpened - socketsBefore).toBe(1)
+    } finally {
+      await tiny.close()
+    }
+  })
+
+  it('a socket that reaches maxStreamsPerSocket is replaced, and every request still succeeds', async () => {
+    const receiver = createPaymentServer({ uplink: net.testnet.uri('rotating'), maxStreamsPerSocket: 3 })
+    const rotating = await listen(createApp({ receiver }))
+    try {
+      const payFetch = createPayFetch({ payer: net.newPayer(), maxSpend: 100n })
+      const statuses: number[] = []
+      for (let i = 0; i < 12; i++) {
+        const response = await payFetch(`${rotating.url}/weather`)
+        await response.arrayBuffer()
+        statuses.push(response.status)
+      }
+      expect(statuses).toEqual(Array(12).fill(200))
+      expect(receiver.received).toBe(1200n)
+      expect(receiver.socketsOpened).toBe(4)
+    } finally {
+      await rotating.close()
+      await receiver.close()
     }
   })
 })

@@ -18,7 +18,11 @@ export interface StreamHello {
 /** Longest hello, newline included. A payer closes a stream whose hello is longer. */
 export const MAX_HELLO_BYTES = 512
 
-/** Reasons a payer gives when it closes a stream (the STREAM close frame's message). */
+/**
+ * Reasons a payer gives when it will not pay on a stream: written as one line of stream data
+ * (`COGPAY_CAP_TOO_LOW\n`), after which the server closes the stream. A payer may instead close
+ * the stream with the reason as the STREAM close frame's message; servers accept both.
+ */
 export const CloseReasons = {
   /** The payer's cap for this request is below what the server asks. */
   capTooLow: 'COGPAY_CAP_TOO_LOW',
@@ -26,8 +30,6 @@ export const CloseReasons = {
   unknownRequest: 'COGPAY_UNKNOWN_REQUEST',
   /** The hello was missing, too long or malformed. */
   badHello: 'COGPAY_BAD_HELLO',
-  /** The request finished; this stream pays no more. */
-  done: 'COGPAY_REQUEST_DONE',
 } as const
 
 /** Serialises a hello: one line of JSON, newline-terminated. */

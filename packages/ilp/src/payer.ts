@@ -26,6 +26,11 @@ export interface PayerOptions {
   helloTimeoutMs?: number
   /** Most servers (origins) with credentials kept. Default `1000`. */
   maxOrigins?: number
+  /**
+   * Streams one server may have open on its socket to this payer at once (STREAM's
+   * `maxRemoteStreams`): the most concurrent paid requests to one server. Default `1000`.
+   */
+  maxStreamsPerServer?: number
 }
 
 /** One request's payment, from the payer's side. */
@@ -82,7 +87,7 @@ class Pending implements PendingPayment {
     this.finished = true
     const stream = this.stream
     if (stream && !this.capReached) await settled(stream, settleTimeoutMs)
-    if (stream && !stream.destroyed) stream.destroy()
+    if (stream && !stream.destroyed) stopPaying(stream)
     this.release(this)
     return this.spent
   }
@@ -100,6 +105,7 @@ export class Payer extends EventEmitter<PayerEvents> {
   spent = 0n
   readonly #helloTimeoutMs: number
   readonly #maxOrigins: number
+  readonly #maxStreamsPerServer: number
   #server: Server | undefined
   #starting: Promise<Server> | undefined
   #origins = new Map<string, Origin>()
@@ -114,6 +120,7 @@ export class Payer extends EventEmitter<PayerEvents> {
     this.plugin = typeof uplink === 'string' ? createPlugin(uplink) : uplink
     this.#helloTimeoutMs = options.helloTimeoutMs ?? 5000
     this.#maxOrigins = options.maxOrigins ?? 1000
+    this.#maxStreamsPerServer = options.maxStreamsPerServer ?? 1000
   }
 
   /** The payer's asset, once started. */
@@ -132,7 +139,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       const server = await createServer({
         plugin: this.plugin,
         // Each request is a stream opened by the server: allow many at once on one connection.
-        maxRemoteStreams: 1000,
+        maxRemoteStreams: this.#maxStreamsPerServer,
       })
       server.on('connection', (connection: Connection) => this.#onConnection(connection))
       this.#server = server
@@ -201,7 +208,7 @@ export class Payer extends EventEmitter<PayerEvents> {
     const refuse = (reason: string) => {
       cleanup()
       this.emit('refused', { origin, reason })
-      stream.destroy(new Error(reason))
+      refuseStream(stream, reason)
     }
     const onData = (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk])
@@ -240,7 +247,7 @@ export class Payer extends EventEmitter<PayerEvents> {
         maxSpend: pending.maxSpend,
         ...(asked === undefined ? {} : { asked }),
       })
-      stream.destroy(new Error(CloseReasons.capTooLow))
+      refuseStream(stream, CloseReasons.capTooLow)
     }
     // A fixed price in our own asset above the cap: refuse before paying anything.
     if (asked !== undefined && sameAsset && asked > pending.maxSpend) return stopAtCap(0n)
@@ -280,6 +287,49 @@ export class Payer extends EventEmitter<PayerEvents> {
 /** Creates a {@link Payer}. Options are checked now; it connects on first use. */
 export function createPayer(options: PayerOptions = {}): Payer {
   return new Payer(options)
+}
+
+/**
+ * Refuses a stream: says why in a line of stream data and pays nothing more on it. The server
+ * answers by closing the stream, which hands its id back (a payer that closed first would leak
+ * it); a server that does not is cut off after a grace period.
+ */
+function refuseStream(stream: DataAndMoneyStream, reason: string): void {
+  if (stream.destroyed) return
+  try {
+    stream.setSendMax(stream.totalSent)
+  } catch {
+    // already closed
+  }
+  stream.write(`${reason}\n`)
+  closeAfterGrace(stream)
+}
+
+function closeAfterGrace(stream: DataAndMoneyStream): void {
+  const timer = setTimeout(() => stream.destroy(), SERVER_CLOSE_GRACE_MS)
+  timer.unref()
+  stream.once('close', () => clearTimeout(timer))
+}
+
+/** How long a finished stream waits for the server to close it before the payer does. */
+const SERVER_CLOSE_GRACE_MS = 10_000
+
+/**
+ * Stops paying on a stream whose request is done: its sendMax is frozen at what was sent, so no
+ * further money can leave. The stream is left for the server to close, because STREAM hands a
+ * stream id back to the server only when the *server* closes the stream: a payer that closed
+ * first would leak one id per request, and the server's socket would run out after
+ * `maxRemoteStreams` requests. If the server never closes it, the payer does after a grace period.
+ */
+function stopPaying(stream: DataAndMoneyStream): void {
+  try {
+    stream.setSendMax(stream.totalSent)
+  } catch {
+    stream.destroy()
+    return
+  }
+  if (stream._remoteSentEnd) return
+  closeAfterGrace(stream)
 }
 
 /** Resolves when the stream has ended and has no packet in flight, or after `timeoutMs`. */

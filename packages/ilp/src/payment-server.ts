@@ -9,7 +9,7 @@ import {
   type Collection,
   type PaymentReceiver,
 } from '@cogpay/core'
-import { PaymentSocket } from './payment-socket.ts'
+import { PaymentSocket, SocketFullError, type SocketCollection } from './payment-socket.ts'
 import type { IlpPlugin } from './plugin.ts'
 import { DEFAULT_UPLINK, parseUplinkUri } from './uplink-uri.ts'
 import { Uplink } from './uplink.ts'
@@ -58,6 +58,8 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   readonly #options: Required<Omit<PaymentServerOptions, 'uplink'>>
   readonly #sockets: LRUCache<string, Promise<PaymentSocket>>
   #opening = 0
+  /** Sockets being closed, by key: a new socket to the same payer waits for the old one. */
+  readonly #retiring = new Map<string, Promise<void>>()
 
   constructor(options: PaymentServerOptions = {}) {
     super()
@@ -76,8 +78,14 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       max: this.#options.maxSockets,
       ttl: this.#options.socketIdleMs,
       updateAgeOnGet: true,
-      dispose: (socket) => {
-        socket.then((s) => s.retire()).catch(() => {})
+      dispose: (socket, key) => {
+        const closed = socket
+          .then((s) => s.retire(this.#options.paymentTimeoutMs + this.#options.connectTimeoutMs))
+          .catch(() => {})
+          .finally(() => {
+            if (this.#retiring.get(key) === closed) this.#retiring.delete(key)
+          })
+        this.#retiring.set(key, closed)
       },
     })
   }
@@ -107,13 +115,20 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
         { status: 400 },
       )
     }
-    const socket = await this.#socketFor(address, secret)
-    const collection = await socket.collect({
+    const options = {
       requestId,
       amount: request.amount,
       timeoutMs: this.#options.paymentTimeoutMs,
       signal: request.signal,
-    })
+    }
+    let collection: SocketCollection
+    try {
+      collection = await (await this.#socketFor(address, secret)).collect(options)
+    } catch (err) {
+      // Another request took the socket's last stream id since we checked: once more, on a new socket.
+      if (!(err instanceof SocketFullError)) throw err
+      collection = await (await this.#socketFor(address, secret)).collect(options)
+    }
     this.received += collection.paid
     this.paymentsCollected++
     return collection
@@ -121,10 +136,11 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
 
   async #socketFor(address: string, secret: Buffer): Promise<PaymentSocket> {
     const key = `${address} ${secret.toString('base64')}`
-    const kept = this.#sockets.get(key)
-    if (kept) {
+    // Reuse the kept socket; if it is full or worn out, drop it (its dispose retires it) and look
+    // again: a concurrent request may already have put the replacement in its place.
+    for (let kept = this.#sockets.get(key); kept; kept = this.#sockets.get(key)) {
       const socket = await kept.catch(() => undefined)
-      if (socket && !socket.closed && socket.streamsOpened < this.#options.maxStreamsPerSocket) return socket
+      if (socket?.hasRoom && socket.streamsOpened < this.#options.maxStreamsPerSocket) return socket
       if (this.#sockets.get(key) === kept) this.#sockets.delete(key)
     }
     if (this.#opening >= this.#options.maxOpening) {
@@ -134,11 +150,17 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
         { status: 503 },
       )
     }
+    // From here to the set() below nothing awaits, so only one request opens the replacement.
+    // The payer keys its end of a connection by address: a socket being retired must be gone first.
+    const retiring = this.#retiring.get(key)
     this.#opening++
-    const opening = PaymentSocket.open(this.uplink.openChannel(), address, secret, {
-      connectTimeoutMs: this.#options.connectTimeoutMs,
-      idleTimeoutMs: this.#options.socketIdleMs,
-    }).finally(() => this.#opening--)
+    const opening = (async () => {
+      if (retiring) await retiring
+      return PaymentSocket.open(this.uplink.openChannel(), address, secret, {
+        connectTimeoutMs: this.#options.connectTimeoutMs,
+        idleTimeoutMs: this.#options.socketIdleMs,
+      })
+    })().finally(() => this.#opening--)
     this.#sockets.set(key, opening)
     try {
       const socket = await opening

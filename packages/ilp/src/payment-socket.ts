@@ -43,15 +43,19 @@ export class PaymentSocket {
   active = 0
   #closed = false
   #retiring = false
+  readonly #whenClosed: Promise<void>
 
   private constructor(
     readonly connection: Connection,
     readonly channel: Channel,
     readonly asset: Asset,
   ) {
-    connection.once('close', () => {
-      this.#closed = true
-      void channel.disconnect()
+    this.#whenClosed = new Promise((resolve) => {
+      connection.once('close', () => {
+        this.#closed = true
+        void channel.disconnect()
+        resolve()
+      })
     })
     // A connection error also closes it; the streams under way report their own failure.
     connection.on('error', () => {})
@@ -100,20 +104,22 @@ export class PaymentSocket {
     return this.#closed
   }
 
+  /**
+   * True while the payer allows this socket another stream. STREAM caps the stream ids a peer
+   * may open; the payer raises the cap as streams close. A socket without room is replaced.
+   */
+  get hasRoom(): boolean {
+    const ids = this.connection as unknown as { nextStreamId: number; remoteMaxStreamId: number }
+    return !this.#closed && ids.nextStreamId <= ids.remoteMaxStreamId
+  }
+
   /** Asks for `amount` on a new stream and resolves once it has arrived. */
   async collect(options: SocketCollectOptions): Promise<SocketCollection> {
     if (this.#closed) {
       throw new CogpayError(ErrorCodes.PAYMENT_FAILED, 'payment socket is closed', { status: 502 })
     }
-    let stream: DataAndMoneyStream
-    try {
-      stream = this.connection.createStream()
-    } catch (cause) {
-      throw new CogpayError(ErrorCodes.PAYMENT_FAILED, `could not open a payment stream: ${(cause as Error).message}`, {
-        status: 502,
-        cause,
-      })
-    }
+    if (!this.hasRoom) throw new SocketFullError()
+    const stream = this.connection.createStream()
     this.streamsOpened++
     this.active++
     stream.once('close', () => {
@@ -133,17 +139,36 @@ export class PaymentSocket {
     }
   }
 
-  /** Closes the socket once no stream is under way (used on eviction). */
-  retire(): void {
+  /**
+   * Closes the socket once no stream is under way, and resolves when it is closed: at the latest
+   * after `graceMs`, when it is destroyed. The payer keys its end of a connection by address, so a
+   * new socket to the same payer must wait for this one to be gone.
+   */
+  retire(graceMs: number): Promise<void> {
     this.#retiring = true
     if (this.active === 0) this.close()
+    const timer = setTimeout(() => void this.connection.destroy().catch(() => {}), graceMs)
+    timer.unref()
+    return this.#whenClosed.finally(() => clearTimeout(timer))
   }
 
-  /** Closes the connection now. */
+  /**
+   * Closes the connection now. It is destroyed rather than ended: a payer (ilp-protocol-stream)
+   * answers a clean close with end(), which can wait on its streams indefinitely and keeps its end
+   * of the connection alive, so a new socket to the same address would land on it. An error close
+   * makes it drop its end at once.
+   */
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    this.connection.end().catch(() => this.connection.destroy().catch(() => {}))
+    this.connection.destroy().catch(() => {})
+  }
+}
+
+/** The payer allows this socket no further stream: open a new socket. */
+export class SocketFullError extends CogpayError {
+  constructor() {
+    super(ErrorCodes.PAYMENT_FAILED, 'the payment socket has no room for another stream', { status: 502 })
   }
 }
 
@@ -154,6 +179,7 @@ function waitForTotal(stream: DataAndMoneyStream, options: SocketCollectOptions)
     const cleanup = () => {
       clearTimeout(timer)
       stream.removeListener('money', onMoney)
+      stream.removeListener('data', onData)
       stream.removeListener('error', onError)
       stream.removeListener('close', onClose)
       options.signal?.removeEventListener('abort', onAbort)
@@ -166,7 +192,14 @@ function waitForTotal(stream: DataAndMoneyStream, options: SocketCollectOptions)
     const onMoney = () => {
       if (received() >= options.amount) settle()
     }
-    // The payer closes the stream with a reason when it will not pay (see CloseReasons).
+    // A payer that will not pay says why in a line of stream data (see CloseReasons).
+    let said = ''
+    const onData = (chunk: Buffer) => {
+      said = (said + chunk.toString('latin1')).slice(0, 256)
+      const newline = said.indexOf('\n')
+      if (newline !== -1) settle(refusal(said.slice(0, newline), received(), options.amount))
+    }
+    // A payer may also close the stream with the reason as its error message.
     const onError = (err: Error) => settle(refusal(err.message, received(), options.amount))
     const onClose = () => {
       if (received() >= options.amount) return settle()
@@ -186,6 +219,7 @@ function waitForTotal(stream: DataAndMoneyStream, options: SocketCollectOptions)
       options.timeoutMs,
     )
     stream.on('money', onMoney)
+    stream.on('data', onData)
     stream.once('error', onError)
     stream.once('close', onClose)
     if (options.signal?.aborted) return onAbort()
