@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PNPM_VERSION=10.34.8
 if command -v pnpm >/dev/null 2>&1 && [ "$(pnpm --version 2>/dev/null)" = "$PNPM_VERSION" ]; then
-  pnpm install --frozen-lockfile --reporter=silent
+  pnpm install --frozen-lockfile
 else
-  npx --yes "pnpm@$PNPM_VERSION" install --frozen-lockfile --reporter=silent
+  npx --yes "pnpm@$PNPM_VERSION" install --frozen-lockfile
 fi

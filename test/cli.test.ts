@@ -13,9 +13,14 @@ function run(args: string[], options: { timeoutMs?: number; until?: RegExp } = {
     let stdout = ''
     let stderr = ''
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000)
+    let interrupted = false
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk
-      if (options.until?.test(stdout)) child.kill('SIGINT')
+      // Once: a second Ctrl-C is a forced exit, as in any CLI.
+      if (!interrupted && options.until?.test(stdout)) {
+        interrupted = true
+        child.kill('SIGINT')
+      }
     })
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
     child.on('close', (code) => {
