@@ -24,13 +24,15 @@ async function hub(args: string[]): Promise<number> {
   const port = Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) return usage(`--port must be 0 to 65535, got ${values.port}`)
   const testnet = await startTestnet({ port, host: values.host })
-  console.log(`cogpay hub: ILP connector on btp+ws://${values.host}:${testnet.port} (${testnet.assetCode}, scale ${testnet.assetScale})`)
-  console.log(`  clients connect with any name and secret, e.g. COGPAY_UPLINK=${testnet.uri('me')}`)
-  console.log('  Ctrl-C to stop')
-  await new Promise<void>((resolve) => {
+  // Listen for Ctrl-C before saying it works: whoever reads the line may signal at once.
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
   })
+  console.log(`cogpay hub: ILP connector on btp+ws://${values.host}:${testnet.port} (${testnet.assetCode}, scale ${testnet.assetScale})`)
+  console.log(`  clients connect with any name and secret, e.g. COGPAY_UPLINK=${testnet.uri('me')}`)
+  console.log('  Ctrl-C to stop')
+  await stopped
   await testnet.close()
   return Exit.ok
 }
