@@ -17,6 +17,11 @@ import { DEFAULT_UPLINK, createPlugin, parseUplinkUri } from './uplink-uri.ts'
 
 const require = createRequire(import.meta.url)
 const { createServer } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
+const Rational = (
+  require('ilp-protocol-stream/dist/src/util/rational') as {
+    default: { fromNumber(value: number, unsigned: boolean): unknown }
+  }
+).default
 
 /** Options for {@link createPayer}. */
 export interface PayerOptions {
@@ -251,6 +256,10 @@ export class Payer extends EventEmitter<PayerEvents> {
     }
     // A fixed price in our own asset above the cap: refuse before paying anything.
     if (asked !== undefined && sameAsset && asked > pending.maxSpend) return stopAtCap(0n)
+    // Same asset code and scale: the rate is 1, so skip STREAM's 5-packet rate probe before the
+    // first payment (about 4 ms on a cold socket). The cap stays in our own units either way.
+    const rated = connection as unknown as { exchangeRate?: unknown }
+    if (sameAsset && rated.exchangeRate === undefined) rated.exchangeRate = Rational.fromNumber(1, true)
     stream.on('outgoing_money', (amount: string) => {
       const value = BigInt(amount)
       pending.spent += value
