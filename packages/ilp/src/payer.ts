@@ -14,6 +14,7 @@ import {
 } from '@cogpay/core'
 import type { IlpPlugin } from './plugin.ts'
 import { DEFAULT_UPLINK, createPlugin, parseUplinkUri } from './uplink-uri.ts'
+import { withTimeout } from './timeout.ts'
 
 const require = createRequire(import.meta.url)
 const { createServer } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -27,6 +28,8 @@ const Rational = (
 export interface PayerOptions {
   /** The payer's uplink: a BTP URI or a plugin. Default `COGPAY_UPLINK` or `btp+ws://127.0.0.1:7768`. */
   uplink?: string | IlpPlugin
+  /** Wait at most this long for the uplink to connect (then 503 `COGPAY_UPLINK_UNAVAILABLE`). Default `5000` ms. */
+  connectTimeoutMs?: number
   /** A stream must name its request within this long, or it is closed. Default `5000` ms. */
   helloTimeoutMs?: number
   /** Most servers (origins) with credentials kept. Default `1000`. */
@@ -109,6 +112,7 @@ export class Payer extends EventEmitter<PayerEvents> {
   /** Total paid by this payer, in its own units. */
   spent = 0n
   readonly #helloTimeoutMs: number
+  readonly #connectTimeoutMs: number
   readonly #maxOrigins: number
   readonly #maxStreamsPerServer: number
   #server: Server | undefined
@@ -124,6 +128,7 @@ export class Payer extends EventEmitter<PayerEvents> {
     if (typeof uplink === 'string') parseUplinkUri(uplink)
     this.plugin = typeof uplink === 'string' ? createPlugin(uplink) : uplink
     this.#helloTimeoutMs = options.helloTimeoutMs ?? 5000
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000
     this.#maxOrigins = options.maxOrigins ?? 1000
     this.#maxStreamsPerServer = options.maxStreamsPerServer ?? 1000
   }
@@ -138,8 +143,25 @@ export class Payer extends EventEmitter<PayerEvents> {
     return this.#pending.size
   }
 
-  /** Connects the uplink and starts the STREAM server. Safe to call repeatedly. */
+  /**
+   * Connects the uplink and starts the STREAM server. Safe to call repeatedly: one attempt is under
+   * way at a time (ilp-plugin-btp retries a refused connection forever), and each caller waits for
+   * it at most `connectTimeoutMs`.
+   */
   start(): Promise<Server> {
+    return withTimeout(
+      this.#start(),
+      this.#connectTimeoutMs,
+      () =>
+        new CogpayError(
+          ErrorCodes.UPLINK_UNAVAILABLE,
+          `payer uplink did not connect within ${this.#connectTimeoutMs} ms; still trying`,
+          { status: 503 },
+        ),
+    )
+  }
+
+  #start(): Promise<Server> {
     this.#starting ??= (async () => {
       const server = await createServer({
         plugin: this.plugin,

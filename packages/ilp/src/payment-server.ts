@@ -24,7 +24,7 @@ export interface PaymentServerOptions {
   maxOpening?: number
   /** A kept socket unused for this long is closed. Default `60000` ms. */
   socketIdleMs?: number
-  /** Give up opening a socket after this long (502). Default `5000` ms. */
+  /** Give up opening a socket (502), or waiting for the uplink to connect (503), after this long. Default `5000` ms. */
   connectTimeoutMs?: number
   /** Give up waiting for payment after this long (402). Default `10000` ms. */
   paymentTimeoutMs?: number
@@ -65,12 +65,13 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     super()
     const uplink = options.uplink ?? process.env.COGPAY_UPLINK ?? DEFAULT_UPLINK
     if (typeof uplink === 'string') parseUplinkUri(uplink)
-    this.uplink = uplink instanceof Uplink ? uplink : new Uplink(uplink)
+    const connectTimeoutMs = positive(options.connectTimeoutMs, 5_000, 'connectTimeoutMs')
+    this.uplink = uplink instanceof Uplink ? uplink : new Uplink(uplink, { connectTimeoutMs })
     this.#options = {
       maxSockets: positive(options.maxSockets, 10_000, 'maxSockets'),
       maxOpening: positive(options.maxOpening, 256, 'maxOpening'),
       socketIdleMs: positive(options.socketIdleMs, 60_000, 'socketIdleMs'),
-      connectTimeoutMs: positive(options.connectTimeoutMs, 5_000, 'connectTimeoutMs'),
+      connectTimeoutMs,
       paymentTimeoutMs: positive(options.paymentTimeoutMs, 10_000, 'paymentTimeoutMs'),
       maxStreamsPerSocket: positive(options.maxStreamsPerSocket, 10_000, 'maxStreamsPerSocket'),
     }

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module'
 import { CogpayError, ErrorCodes, type Asset } from '@cogpay/core'
 import type { IlpPlugin } from './plugin.ts'
 import { createPlugin } from './uplink-uri.ts'
+import { withTimeout } from './timeout.ts'
 
 const require = createRequire(import.meta.url)
 const IlpPacket = require('ilp-packet') as typeof import('ilp-packet')
@@ -27,9 +28,17 @@ export class Uplink extends EventEmitter {
   #ready: Promise<void> | undefined
   #closed = false
 
-  constructor(uplink: string | IlpPlugin) {
+  readonly #connectTimeoutMs: number
+
+  /**
+   * @param uplink a BTP URI or a plugin.
+   * @param options.connectTimeoutMs how long a caller of {@link connect} waits (default 5000 ms).
+   *   The plugin itself keeps trying in the background; the next caller waits on the same attempt.
+   */
+  constructor(uplink: string | IlpPlugin, options: { connectTimeoutMs?: number } = {}) {
     super()
     this.plugin = typeof uplink === 'string' ? createPlugin(uplink) : uplink
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000
   }
 
   /** The uplink's ILP address (from IL-DCP). Empty before {@link connect} resolves. */
@@ -51,9 +60,14 @@ export class Uplink extends EventEmitter {
     return !this.#closed && this.#asset !== undefined && this.plugin.isConnected()
   }
 
-  /** Connects the plugin and learns address and asset over IL-DCP. Safe to call repeatedly. */
+  /**
+   * Connects the plugin and learns address and asset over IL-DCP. Safe to call repeatedly: one
+   * attempt is under way at a time, and each caller waits for it at most `connectTimeoutMs`
+   * (ilp-plugin-btp retries a refused connection forever), then gets `COGPAY_UPLINK_UNAVAILABLE`.
+   */
   connect(): Promise<void> {
     if (this.#closed) return Promise.reject(closedError())
+    if (this.#asset) return Promise.resolve()
     this.#ready ??= this.#connect().catch((cause: unknown) => {
       this.#ready = undefined
       throw new CogpayError(
@@ -62,11 +76,21 @@ export class Uplink extends EventEmitter {
         { status: 503, cause },
       )
     })
-    return this.#ready
+    return withTimeout(
+      this.#ready,
+      this.#connectTimeoutMs,
+      () =>
+        new CogpayError(
+          ErrorCodes.UPLINK_UNAVAILABLE,
+          `uplink did not connect within ${this.#connectTimeoutMs} ms; still trying`,
+          { status: 503 },
+        ),
+    )
   }
 
   async #connect(): Promise<void> {
     await this.plugin.connect()
+    if (this.#closed) throw closedError()
     const info = await ILDCP.fetch((data) => this.plugin.sendData(data))
     this.#address = info.clientAddress
     this.#asset = { code: info.assetCode, scale: info.assetScale }
