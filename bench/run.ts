@@ -25,7 +25,7 @@ import { createPaymentServer, createPayer, type Payer } from '@cogpay/ilp'
 import { createPayFetch, getPayment, type FetchFunction, type PayFetch } from '@cogpay/fetch'
 import { createApp as createExampleApp } from '@cogpay/example-express-basic'
 import { createBenchApp } from './app.ts'
-import { listen } from './net.ts'
+import { listen } from '../test/support/network.ts'
 import type { FromChild, ToChild } from './memory-child.ts'
 
 // ---------------------------------------------------------------------------------------------
