@@ -41,3 +41,5 @@ export {
   type PaywallOutcome,
   type PaymentReceipt,
 } from './paywall.ts'
+export { Meter, type MeterOptions } from './meter.ts'
+export type { OpenRequest, PaymentStream } from './receiver.ts'

@@ -1,5 +1,6 @@
 import type { Asset } from './amount.ts'
 import type { PaymentHeaders } from './wire.ts'
+import type { CogpayError } from './errors/cogpay-error.ts'
 
 /**
  * The payment side of a server, as the paywall sees it. `@cogpay/ilp` implements it over STREAM;
@@ -14,6 +15,37 @@ export interface PaymentReceiver {
    * `COGPAY_PAYER_UNREACHABLE` or `COGPAY_PAYMENT_FAILED` (502), `COGPAY_UPLINK_UNAVAILABLE` (503).
    */
   collect(request: CollectRequest): Promise<Collection>
+  /**
+   * Opens a payment stream to the payer for metered work: the server raises what it asks for as
+   * the work proceeds. Rejects like `collect` when no stream can be opened.
+   */
+  open(request: OpenRequest): Promise<PaymentStream>
+}
+
+/** A metered payment to open. */
+export interface OpenRequest {
+  readonly payment: PaymentHeaders
+}
+
+/**
+ * One request's payment stream, from the server's side: it asks for a running total and watches
+ * money arrive. Made by a `PaymentReceiver`; used by a `Meter`.
+ */
+export interface PaymentStream {
+  readonly asset: Asset
+  /** Received so far on this stream, in the server's units. */
+  readonly received: bigint
+  /** Raises the total asked for on this stream (never lowers it). */
+  ask(total: bigint): void
+  /** Calls `listener` with the new received total on every arrival. Returns an unsubscribe. */
+  onMoney(listener: (received: bigint) => void): () => void
+  /**
+   * Resolves with an error saying why the payer stopped (cap reached, aborted, refused, socket
+   * died). Never resolves once the server closed the stream itself.
+   */
+  readonly stopped: Promise<CogpayError>
+  /** Ends the stream. Idempotent. */
+  close(): void
 }
 
 /** One payment to collect. */

@@ -30,6 +30,8 @@ export const CloseReasons = {
   unknownRequest: 'COGPAY_UNKNOWN_REQUEST',
   /** The hello was missing, too long or malformed. */
   badHello: 'COGPAY_BAD_HELLO',
+  /** The client aborted the request: this stream pays no more. */
+  aborted: 'COGPAY_ABORTED',
 } as const
 
 /** Serialises a hello: one line of JSON, newline-terminated. */

@@ -1,7 +1,7 @@
 export { Uplink, Channel } from './uplink.ts'
 export { DEFAULT_UPLINK, parseUplinkUri, createPlugin } from './uplink-uri.ts'
 export type { IlpPlugin } from './plugin.ts'
-export { PaymentSocket, type PaymentSocketOptions, type SocketCollection } from './payment-socket.ts'
+export { PaymentSocket, SocketStream, type PaymentSocketOptions } from './payment-socket.ts'
 export {
   PaymentServer,
   createPaymentServer,

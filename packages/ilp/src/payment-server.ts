@@ -7,9 +7,12 @@ import {
   type Asset,
   type CollectRequest,
   type Collection,
+  type OpenRequest,
+  type PaymentHeaders,
   type PaymentReceiver,
+  type PaymentStream,
 } from '@cogpay/core'
-import { PaymentSocket, SocketFullError, type SocketCollection } from './payment-socket.ts'
+import { PaymentSocket, SocketFullError, waitForTotal, type SocketStream } from './payment-socket.ts'
 import type { IlpPlugin } from './plugin.ts'
 import { DEFAULT_UPLINK, parseUplinkUri } from './uplink-uri.ts'
 import { Uplink } from './uplink.ts'
@@ -104,8 +107,48 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   }
 
   async collect(request: CollectRequest): Promise<Collection> {
+    const paying = await this.#openStream(request.payment, request.amount)
+    const options = {
+      requestId: request.payment.requestId,
+      amount: request.amount,
+      timeoutMs: this.#options.paymentTimeoutMs,
+      signal: request.signal,
+    }
+    paying.ask(request.amount)
+    const paid = await waitForTotal(paying, options).catch((err: unknown) => {
+      paying.close()
+      throw err
+    })
+    // A fixed price is complete: end the stream now, so the payer settles before the response.
+    paying.close()
+    this.received += paid
+    this.paymentsCollected++
+    return { paid, asset: paying.asset, close: () => paying.close() }
+  }
+
+  async open(request: OpenRequest): Promise<PaymentStream> {
+    const paying = await this.#openStream(request.payment)
+    const close = paying.close.bind(paying)
+    let counted = false
+    // Count what a metered stream received when it ends, however it ends.
+    const count = () => {
+      if (counted) return
+      counted = true
+      this.received += paying.received
+      this.paymentsCollected++
+    }
+    paying.stream.once('close', count)
+    paying.close = () => {
+      close()
+      count()
+    }
+    return paying
+  }
+
+  /** Validates the payer's address, then opens a stream on its socket (reused or new). */
+  async #openStream(payment: PaymentHeaders, amount?: bigint): Promise<SocketStream> {
     await this.uplink.connect()
-    const { address, secret, requestId } = request.payment
+    const { address, secret, requestId } = payment
     // Never connect to ourselves or to the hub above us: only to an address a payer could own.
     const own = this.uplink.address
     const parent = own.slice(0, own.lastIndexOf('.'))
@@ -116,23 +159,13 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
         { status: 400 },
       )
     }
-    const options = {
-      requestId,
-      amount: request.amount,
-      timeoutMs: this.#options.paymentTimeoutMs,
-      signal: request.signal,
-    }
-    let collection: SocketCollection
     try {
-      collection = await (await this.#socketFor(address, secret)).collect(options)
+      return (await this.#socketFor(address, secret)).openStream(requestId, amount)
     } catch (err) {
       // Another request took the socket's last stream id since we checked: once more, on a new socket.
       if (!(err instanceof SocketFullError)) throw err
-      collection = await (await this.#socketFor(address, secret)).collect(options)
+      return (await this.#socketFor(address, secret)).openStream(requestId, amount)
     }
-    this.received += collection.paid
-    this.paymentsCollected++
-    return collection
   }
 
   async #socketFor(address: string, secret: Buffer): Promise<PaymentSocket> {

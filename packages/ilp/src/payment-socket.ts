@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { createRequire } from 'node:module'
 import type { Connection, DataAndMoneyStream } from 'ilp-protocol-stream'
-import { CloseReasons, CogpayError, ErrorCodes, encodeHello, type Asset } from '@cogpay/core'
+import { CloseReasons, CogpayError, ErrorCodes, encodeHello, type Asset, type PaymentStream } from '@cogpay/core'
 import type { Channel } from './uplink.ts'
 
 const require = createRequire(import.meta.url)
@@ -15,20 +15,13 @@ export interface PaymentSocketOptions {
   idleTimeoutMs: number
 }
 
-/** Options for one collection on a socket. */
+/** Options for waiting on a fixed price. */
 export interface SocketCollectOptions {
   readonly requestId: string
   readonly amount: bigint
   /** Give up when the payer has not paid in full after this long. */
   readonly timeoutMs: number
   readonly signal?: AbortSignal | undefined
-}
-
-/** What a socket collected. */
-export interface SocketCollection {
-  readonly paid: bigint
-  readonly asset: Asset
-  close(): void
 }
 
 /**
@@ -113,11 +106,11 @@ export class PaymentSocket {
     return !this.#closed && ids.nextStreamId <= ids.remoteMaxStreamId
   }
 
-  /** Asks for `amount` on a new stream and resolves once it has arrived. */
-  async collect(options: SocketCollectOptions): Promise<SocketCollection> {
-    if (this.#closed) {
-      throw new CogpayError(ErrorCodes.PAYMENT_FAILED, 'payment socket is closed', { status: 502 })
-    }
+  /**
+   * Opens a stream for one request and writes its hello (naming `amount` when the total is known
+   * up front). Throws {@link SocketFullError} when the payer allows no further stream.
+   */
+  openStream(requestId: string, amount?: bigint): SocketStream {
     if (!this.hasRoom) throw new SocketFullError()
     const stream = this.connection.createStream()
     this.streamsOpened++
@@ -126,17 +119,8 @@ export class PaymentSocket {
       this.active--
       if (this.#retiring && this.active === 0) this.close()
     })
-    stream.write(encodeHello({ v: 1, requestId: options.requestId, amount: options.amount }))
-    stream.setReceiveMax(options.amount.toString())
-    try {
-      const paid = await waitForTotal(stream, options)
-      // A fixed price is complete: end the stream now, so the payer settles before the response.
-      stream.end()
-      return { paid, asset: this.asset, close: () => stream.end() }
-    } catch (err) {
-      stream.destroy()
-      throw err
-    }
+    stream.write(encodeHello({ v: 1, requestId, ...(amount === undefined ? {} : { amount }) }))
+    return new SocketStream(stream, this.asset)
   }
 
   /**
@@ -172,65 +156,101 @@ export class SocketFullError extends CogpayError {
   }
 }
 
-/** Resolves with the total received once it reaches `amount`; rejects with a typed error. */
-function waitForTotal(stream: DataAndMoneyStream, options: SocketCollectOptions): Promise<bigint> {
+/**
+ * One request's stream on a payment socket, the server's side: implements core's `PaymentStream`.
+ * The payer refuses with a line of stream data (or a close with a reason); the server always
+ * closes the stream itself, which hands the stream id back to it.
+ */
+export class SocketStream implements PaymentStream {
+  readonly stopped: Promise<CogpayError>
+  #closedByUs = false
+  #asked = 0n
+
+  constructor(
+    readonly stream: DataAndMoneyStream,
+    readonly asset: Asset,
+  ) {
+    this.stopped = new Promise<CogpayError>((resolve) => {
+      let said = ''
+      const stop = (reason: string) => {
+        if (!this.#closedByUs) resolve(refusal(reason, this.received, this.#asked))
+        this.close()
+      }
+      stream.on('data', (chunk: Buffer) => {
+        said = (said + chunk.toString('latin1')).slice(0, 256)
+        const newline = said.indexOf('\n')
+        if (newline !== -1) stop(said.slice(0, newline))
+      })
+      stream.on('error', (err: Error) => stop(err.message))
+      stream.once('close', () => stop(stream._errorMessage ?? ''))
+    })
+  }
+
+  get received(): bigint {
+    return BigInt(this.stream.totalReceived)
+  }
+
+  ask(total: bigint): void {
+    if (total <= this.#asked || this.#closedByUs) return
+    this.#asked = total
+    this.stream.setReceiveMax(total.toString())
+  }
+
+  onMoney(listener: (received: bigint) => void): () => void {
+    const onMoney = () => listener(this.received)
+    this.stream.on('money', onMoney)
+    return () => this.stream.removeListener('money', onMoney)
+  }
+
+  close(): void {
+    if (this.#closedByUs) return
+    this.#closedByUs = true
+    if (!this.stream.destroyed) this.stream.end()
+  }
+}
+
+/** Resolves with the total received once it reaches `amount`; rejects with a typed error. @internal */
+export function waitForTotal(paying: SocketStream, options: SocketCollectOptions): Promise<bigint> {
   return new Promise<bigint>((resolve, reject) => {
-    const received = () => BigInt(stream.totalReceived)
-    const cleanup = () => {
-      clearTimeout(timer)
-      stream.removeListener('money', onMoney)
-      stream.removeListener('data', onData)
-      stream.removeListener('error', onError)
-      stream.removeListener('close', onClose)
-      options.signal?.removeEventListener('abort', onAbort)
-    }
     const settle = (error?: CogpayError) => {
-      cleanup()
+      clearTimeout(timer)
+      unsubscribe()
+      options.signal?.removeEventListener('abort', onAbort)
       if (error) reject(error)
-      else resolve(received())
+      else resolve(paying.received)
     }
-    const onMoney = () => {
-      if (received() >= options.amount) settle()
-    }
-    // A payer that will not pay says why in a line of stream data (see CloseReasons).
-    let said = ''
-    const onData = (chunk: Buffer) => {
-      said = (said + chunk.toString('latin1')).slice(0, 256)
-      const newline = said.indexOf('\n')
-      if (newline !== -1) settle(refusal(said.slice(0, newline), received(), options.amount))
-    }
-    // A payer may also close the stream with the reason as its error message.
-    const onError = (err: Error) => settle(refusal(err.message, received(), options.amount))
-    const onClose = () => {
-      if (received() >= options.amount) return settle()
-      settle(refusal(stream._errorMessage ?? '', received(), options.amount))
-    }
+    const unsubscribe = paying.onMoney((received) => {
+      if (received >= options.amount) settle()
+    })
+    void paying.stopped.then((error) => {
+      if (paying.received >= options.amount) settle()
+      else settle(error)
+    })
     const onAbort = () =>
-      settle(new CogpayError(ErrorCodes.PAYMENT_FAILED, 'the request was aborted before it was paid', { status: 499 }))
+      settle(new CogpayError(ErrorCodes.CLIENT_ABORTED, 'the client went away before it paid', { status: 499 }))
     const timer = setTimeout(
       () =>
         settle(
           new CogpayError(
             ErrorCodes.PAYMENT_TIMEOUT,
-            `the payer did not pay within ${options.timeoutMs} ms: price=${options.amount} received=${received()}`,
+            `the payer did not pay within ${options.timeoutMs} ms: price=${options.amount} received=${paying.received}`,
             { status: 402 },
           ),
         ),
       options.timeoutMs,
     )
-    stream.on('money', onMoney)
-    stream.on('data', onData)
-    stream.once('error', onError)
-    stream.once('close', onClose)
     if (options.signal?.aborted) return onAbort()
     options.signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
 
-function refusal(reason: string, received: bigint, price: bigint): CogpayError {
-  const numbers = `price=${price} received=${received}`
+function refusal(reason: string, received: bigint, asked: bigint): CogpayError {
+  const numbers = `asked=${asked} received=${received}`
   if (reason.includes(CloseReasons.capTooLow)) {
-    return new CogpayError(ErrorCodes.CAP_TOO_LOW, `the payer's cap is below the price: ${numbers}`, { status: 402 })
+    return new CogpayError(ErrorCodes.CAP_TOO_LOW, `the payer's cap is below what is asked: ${numbers}`, { status: 402 })
+  }
+  if (reason.includes(CloseReasons.aborted)) {
+    return new CogpayError(ErrorCodes.CLIENT_ABORTED, `the client aborted the request: ${numbers}`, { status: 499 })
   }
   if (reason.includes(CloseReasons.unknownRequest) || reason.includes(CloseReasons.badHello)) {
     return new CogpayError(
@@ -239,7 +259,9 @@ function refusal(reason: string, received: bigint, price: bigint): CogpayError {
       { status: 402 },
     )
   }
-  return new CogpayError(ErrorCodes.PAYMENT_FAILED, `the payment stream closed before it was paid: ${numbers}${reason ? ` (${reason})` : ''}`, {
-    status: 502,
-  })
+  return new CogpayError(
+    ErrorCodes.PAYMENT_FAILED,
+    `the payment stream closed before it was paid: ${numbers}${reason ? ` (${reason.slice(0, 100)})` : ''}`,
+    { status: 502 },
+  )
 }

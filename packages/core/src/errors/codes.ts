@@ -25,6 +25,10 @@ export const ErrorCodes = {
   PAYER_REFUSED: 'COGPAY_PAYER_REFUSED',
   /** 402: the payer did not pay the price within the payment timeout. */
   PAYMENT_TIMEOUT: 'COGPAY_PAYMENT_TIMEOUT',
+  /** Metered: the client went away, or its payer aborted the request. */
+  CLIENT_ABORTED: 'COGPAY_CLIENT_ABORTED',
+  /** Metered: a charge was not paid within the stall timeout. */
+  PAYMENT_STALLED: 'COGPAY_PAYMENT_STALLED',
   /** 502: the server could not open a payment socket to the payer's address. */
   PAYER_UNREACHABLE: 'COGPAY_PAYER_UNREACHABLE',
   /** 502: the payment socket failed while the payment was under way. */
