@@ -1,12 +1,14 @@
 import express, { type Express } from 'express'
-import { paidRoute } from '@cogpay/express'
-import type { PaymentReceiver } from '@cogpay/core'
+import { meteredRoute, paidRoute, type Meter } from '@cogpay/express'
+import type { CogpayError, PaymentReceiver } from '@cogpay/core'
+import { compute, type ComputeObserver } from '@cogpay/example-compute'
 
 /**
- * A paid API in Express: `/weather` costs 100 units, `/report/:pages` costs 25 per page, and
- * `/health` is free. `receiver` is where payments go (default: the uplink in COGPAY_UPLINK).
+ * A paid API in Express: `/weather` costs 100 units, `/report/:pages` costs 25 per page,
+ * `/compute/:steps` is metered at 7 units per step of work, and `/health` is free. `receiver` is
+ * where payments go (default: the uplink in COGPAY_UPLINK); `observer` sees the metered work.
  */
-export function createApp(options: { receiver?: PaymentReceiver } = {}): Express {
+export function createApp(options: { receiver?: PaymentReceiver; observer?: ComputeObserver } = {}): Express {
   const app = express()
   const paid = options.receiver ? { receiver: options.receiver } : {}
 
@@ -25,6 +27,17 @@ export function createApp(options: { receiver?: PaymentReceiver } = {}): Express
       res.json({ pages: Number(req.params.pages), paid: res.locals.payment.paid.toString() })
     },
   )
+
+  app.get('/compute/:steps', meteredRoute(paid), async (req, res) => {
+    const meter: Meter = res.locals.meter
+    const result = await compute(meter, Number(req.params.steps), options.observer)
+    if (result.stopped) {
+      const reason = meter.signal.reason as CogpayError
+      res.status(402).set('Cogpay-Error', reason.code).json({ error: reason.toJSON().error, ...result.body })
+      return
+    }
+    res.json(result.body)
+  })
 
   return app
 }

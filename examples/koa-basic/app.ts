@@ -1,16 +1,19 @@
 import Koa from 'koa'
-import { paidRoute } from '@cogpay/koa'
-import type { PaymentReceiver } from '@cogpay/core'
+import { meteredRoute, paidRoute, type Meter } from '@cogpay/koa'
+import type { CogpayError, PaymentReceiver } from '@cogpay/core'
+import { compute, type ComputeObserver } from '@cogpay/example-compute'
 
 /**
- * A paid API in Koa: `/weather` costs 100 units, `/report/:pages` (as `?pages=N`) 25 per page.
- * `receiver` is where payments go (default: the uplink in COGPAY_UPLINK).
+ * A paid API in Koa: `/weather` costs 100 units, `/report?pages=N` 25 per page, `/compute?steps=N`
+ * is metered at 7 units per step of work. `receiver` is where payments go (default: the uplink in
+ * COGPAY_UPLINK); `observer` sees the metered work.
  */
-export function createApp(options: { receiver?: PaymentReceiver } = {}): Koa {
+export function createApp(options: { receiver?: PaymentReceiver; observer?: ComputeObserver } = {}): Koa {
   const app = new Koa()
   const paid = options.receiver ? { receiver: options.receiver } : {}
   const weather = paidRoute(100n, paid)
   const report = paidRoute((ctx) => BigInt(Math.min(Number(ctx.query.pages) || 1, 100)) * 25n, paid)
+  const metered = meteredRoute(paid)
 
   app.use(async (ctx, next) => {
     if (ctx.path === '/weather') {
@@ -21,6 +24,20 @@ export function createApp(options: { receiver?: PaymentReceiver } = {}): Koa {
     if (ctx.path === '/report') {
       return report(ctx, async () => {
         ctx.body = { pages: Number(ctx.query.pages) || 1, paid: ctx.state.payment.paid.toString() }
+      })
+    }
+    if (ctx.path === '/compute') {
+      return metered(ctx, async () => {
+        const meter: Meter = ctx.state.meter
+        const result = await compute(meter, Number(ctx.query.steps), options.observer)
+        if (result.stopped) {
+          const reason = meter.signal.reason as CogpayError
+          ctx.status = 402
+          ctx.set('Cogpay-Error', reason.code)
+          ctx.body = { error: reason.toJSON().error, ...result.body }
+          return
+        }
+        ctx.body = result.body
       })
     }
     if (ctx.path === '/health') {

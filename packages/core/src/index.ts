@@ -43,3 +43,5 @@ export {
 } from './paywall.ts'
 export { Meter, type MeterOptions } from './meter.ts'
 export type { OpenRequest, PaymentStream } from './receiver.ts'
+export { createMetering, type Metering, type MeteringOptions, type MeteringOutcome } from './metering.ts'
+export { beforeHeaders } from './before-headers.ts'

@@ -146,10 +146,16 @@ function proceed(receipt: PaymentReceipt, finish: () => void): PaywallOutcome {
   }
 }
 
-function respondWithError(error: CogpayError, amount?: bigint, asset?: Asset): PaywallOutcome {
+/** @internal The protocol answer for an error: JSON body, `Cogpay-Error` header, requirements on a 402. */
+export function respondWithError(
+  error: CogpayError,
+  amount?: bigint,
+  asset?: Asset,
+  metered = false,
+): Extract<PaywallOutcome, { type: 'respond' }> {
   const body: PaymentRequiredBody =
     amount !== undefined && asset
-      ? { ...error.toJSON(), accepts: [paymentRequirements(amount, asset)] }
+      ? { ...error.toJSON(), accepts: [paymentRequirements(amount, asset, metered)] }
       : error.toJSON()
   return {
     type: 'respond',

@@ -12,6 +12,11 @@ export interface PaymentRequirements {
   readonly amount: string
   readonly assetCode: string
   readonly assetScale: number
+  /**
+   * True for metered routes: the price is charged as the work proceeds, up to the payer's cap, and
+   * `amount` is `"0"` (nothing is known up front).
+   */
+  readonly metered?: boolean
   /** Request headers that carry a payment, with the value of `Cogpay-Scheme`. */
   readonly headers: { readonly scheme: string; readonly names: readonly string[] }
 }
@@ -23,13 +28,14 @@ export interface PaymentRequiredBody {
 }
 
 /** Builds the requirements for a price in an asset. */
-export function paymentRequirements(amount: bigint, asset: Asset): PaymentRequirements {
+export function paymentRequirements(amount: bigint, asset: Asset, metered = false): PaymentRequirements {
   return {
     scheme: SCHEME_NAME,
     version: WIRE_VERSION,
     amount: amount.toString(),
     assetCode: asset.code,
     assetScale: asset.scale,
+    ...(metered ? { metered: true } : {}),
     headers: {
       scheme: SCHEME,
       names: [Headers.scheme, Headers.address, Headers.secret, Headers.requestId],
@@ -52,7 +58,7 @@ export function readPaymentRequirements(body: unknown): PaymentRequirements | un
     if (typeof e.assetCode !== 'string' || !isAssetScale(e.assetScale)) continue
     try {
       const amount = parseAmount(e.amount)
-      return paymentRequirements(amount, { code: e.assetCode, scale: e.assetScale })
+      return paymentRequirements(amount, { code: e.assetCode, scale: e.assetScale }, e.metered === true)
     } catch {
       continue
     }

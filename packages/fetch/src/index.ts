@@ -5,6 +5,8 @@ export {
   type PayFetchInit,
   type PayFetchOptions,
   type FetchFunction,
+  type PayFetchHooks,
+  type SpendState,
 } from './pay-fetch.ts'
 export { getPayment, type Payment } from './payment.ts'
 export { PaymentRequiredError, SpendLimitError, CogpayError, ErrorCodes } from '@cogpay/core'

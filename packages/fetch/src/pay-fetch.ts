@@ -24,6 +24,8 @@ export type PayFetchOptions = {
   fetch?: FetchFunction
   /** After a response, wait at most this long for payment packets still in flight. Default `2000` ms. */
   settleTimeoutMs?: number
+  /** Hooks, each an array of functions taking one state object (fields may be added later). */
+  hooks?: PayFetchHooks
 } & (
   | {
       /** The payer (its STREAM server and uplink). Share one across clients to share a socket per server. */
@@ -36,6 +38,20 @@ export type PayFetchOptions = {
       payer?: never
     }
 )
+
+/** What a spend hook is told. */
+export interface SpendState {
+  /** Paid so far for this request, in the payer's units. */
+  readonly spent: bigint
+  readonly maxSpend: bigint
+  readonly url: string
+}
+
+/** Hooks of {@link createPayFetch}. */
+export interface PayFetchHooks {
+  /** Called after every payment packet of a request, as money moves. */
+  onSpend?: ((state: SpendState) => void)[]
+}
 
 /** A fetch that pays. `init.maxSpend` overrides the configured cap for one call. */
 export type PayFetch = ((input: string | URL, init?: PayFetchInit) => Promise<Response>) & {
@@ -63,7 +79,12 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
     const { maxSpend: callCap, ...requestInit } = init
     const maxSpend = callCap === undefined ? defaultCap : parseAmount(callCap, 'maxSpend')
     const url = new URL(input)
-    const pending = await payer.expect(url.origin, maxSpend)
+    const onSpend = options.hooks?.onSpend ?? []
+    const pending = await payer.expect(url.origin, maxSpend, {
+      onSpend: (spent) => {
+        for (const hook of onSpend) hook({ spent, maxSpend, url: url.href })
+      },
+    })
     const headers = new Headers(requestInit.headers)
     for (const [name, value] of Object.entries(paymentRequestHeaders(pending.headers))) headers.set(name, value)
 
@@ -71,7 +92,8 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
     try {
       response = await fetchImpl(url, { ...requestInit, headers })
     } catch (err) {
-      await pending.finish(0)
+      // No response (aborted, or the server went away): stop paying and tell the server at once.
+      pending.abort()
       throw err
     }
     const spent = await pending.finish(settleTimeoutMs)

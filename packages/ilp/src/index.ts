@@ -9,4 +9,4 @@ export {
   type PaymentServerOptions,
   type PaymentServerEvents,
 } from './payment-server.ts'
-export { Payer, createPayer, type PayerOptions, type PayerEvents, type PendingPayment } from './payer.ts'
+export { Payer, createPayer, type PayerOptions, type PayerEvents, type PendingPayment, type ExpectOptions } from './payer.ts'

@@ -58,6 +58,14 @@ export interface PendingPayment {
    * stream and for packets in flight to be answered, then stops paying on it. Returns `spent`.
    */
   finish(settleTimeoutMs?: number): Promise<bigint>
+  /** Stops paying at once and tells the server the request was aborted. Returns `spent`. */
+  abort(): bigint
+}
+
+/** Options of {@link Payer.expect}. */
+export interface ExpectOptions {
+  /** Called after every payment packet of this request with the running total. */
+  onSpend?: (spent: bigint) => void
 }
 
 /** Events of a {@link Payer}. */
@@ -88,7 +96,17 @@ class Pending implements PendingPayment {
     readonly maxSpend: bigint,
     readonly headers: PaymentHeaders,
     readonly release: (pending: Pending) => void,
+    readonly onSpend: ((spent: bigint) => void) | undefined,
   ) {}
+
+  abort(): bigint {
+    if (!this.finished) {
+      this.finished = true
+      if (this.stream) refuseStream(this.stream, CloseReasons.aborted)
+      this.release(this)
+    }
+    return this.spent
+  }
 
   async finish(settleTimeoutMs = 2000): Promise<bigint> {
     if (this.finished) return this.spent
@@ -187,12 +205,19 @@ export class Payer extends EventEmitter<PayerEvents> {
    * Registers a request about to be sent to `origin` with a cap of `maxSpend`, and returns its
    * payment headers. Call `finish()` on the result when the response has arrived.
    */
-  async expect(origin: string, maxSpend: bigint): Promise<PendingPayment> {
+  async expect(origin: string, maxSpend: bigint, options: ExpectOptions = {}): Promise<PendingPayment> {
     if (maxSpend < 0n) throw new CogpayError(ErrorCodes.INVALID_AMOUNT, `maxSpend must be >= 0, got ${maxSpend}`)
     const credentials = await this.#credentialsFor(origin)
     const requestId = randomBytes(16).toString('base64url')
     const headers = { address: credentials.address, secret: credentials.secret, requestId }
-    const pending = new Pending(requestId, origin, maxSpend, headers, (p) => this.#pending.delete(p.requestId))
+    const pending = new Pending(
+      requestId,
+      origin,
+      maxSpend,
+      headers,
+      (p) => this.#pending.delete(p.requestId),
+      options.onSpend,
+    )
     this.#pending.set(requestId, pending)
     return pending
   }
@@ -293,6 +318,11 @@ export class Payer extends EventEmitter<PayerEvents> {
         spent: pending.spent,
         maxSpend: pending.maxSpend,
       })
+      try {
+        pending.onSpend?.(pending.spent)
+      } catch {
+        // a caller's hook must not break payment accounting
+      }
       // At the cap while the server still asks for more: say so now, so it answers 402 at once
       // instead of waiting for its payment timeout.
       if (pending.spent >= pending.maxSpend && stream._remoteReceiveMax.greaterThan(stream._remoteReceived)) {

@@ -1,0 +1,54 @@
+import { createHash } from 'node:crypto'
+import type { Meter } from '@cogpay/core'
+
+/** Price of one step of work, in the server's units. */
+export const STEP_PRICE = 7n
+
+/** What a metered run reports, for logs and tests. */
+export interface ComputeObserver {
+  /** After each step of work, before it is charged. */
+  onStep?(state: { step: number; charged: bigint; paid: bigint }): void
+  /** When the meter stops (the payer stopped paying); `at` is `performance.now()`. */
+  onStop?(state: { code: string; stepsDone: number; charged: bigint; paid: bigint; at: number }): void
+}
+
+/**
+ * Metered work, the way a transcoder or a job runner does it: do a step, charge for it, go on.
+ * With the meter's default `ahead` of 0, each step is paid before the next starts, so at most one
+ * step is ever done unpaid. Stops as soon as the meter's signal fires.
+ */
+export async function compute(meter: Meter, requested: number, observer: ComputeObserver = {}) {
+  const steps = Number.isInteger(requested) && requested > 0 ? Math.min(requested, 10_000) : 1
+  let stepsDone = 0
+  let digest = createHash('sha256').update('cogpay').digest()
+  meter.signal.addEventListener('abort', () => {
+    observer.onStop?.({
+      code: (meter.signal.reason as { code?: string })?.code ?? 'unknown',
+      stepsDone,
+      charged: meter.charged,
+      paid: meter.paid,
+      at: performance.now(),
+    })
+  })
+  try {
+    while (stepsDone < steps && !meter.signal.aborted) {
+      // One step of work (a few thousand hashes), then yield so the payment can move.
+      for (let i = 0; i < 2000; i++) digest = createHash('sha256').update(digest).digest()
+      await new Promise((resolve) => setImmediate(resolve))
+      stepsDone++
+      observer.onStep?.({ step: stepsDone, charged: meter.charged, paid: meter.paid })
+      await meter.charge(STEP_PRICE)
+    }
+  } catch {
+    // The meter stopped: its signal says why.
+  }
+  return {
+    stopped: meter.signal.aborted,
+    body: {
+      steps: stepsDone,
+      digest: digest.toString('hex'),
+      charged: meter.charged.toString(),
+      paid: meter.paid.toString(),
+    },
+  }
+}

@@ -1,0 +1,93 @@
+import { parseAmount, type AmountLike } from './amount.ts'
+import { CogpayError, isCogpayError } from './errors/cogpay-error.ts'
+import { ErrorCodes } from './errors/codes.ts'
+import { Meter } from './meter.ts'
+import { respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.ts'
+import type { PaymentReceiver } from './receiver.ts'
+import { Headers, parsePaymentHeaders } from './wire.ts'
+
+/** Options of a metered route. */
+export interface MeteringOptions {
+  /** Where payments are collected. */
+  readonly receiver: PaymentReceiver
+  /** Prepay window in the server's units (see `MeterOptions.ahead`). Default `0`: pay after each step. */
+  readonly ahead?: AmountLike
+  /** A charge not paid within this long stops the meter. Default `10000` ms. */
+  readonly stallTimeoutMs?: number
+}
+
+/** What a metered route's adapter must do: like {@link PaywallOutcome}, with a meter to expose. */
+export type MeteringOutcome =
+  | Exclude<PaywallOutcome, { type: 'proceed' }>
+  | {
+      readonly type: 'proceed'
+      /** Headers to set before the handler runs. */
+      readonly headers: Readonly<Record<string, string>>
+      readonly meter: Meter
+      /** The totals so far, as headers: set them when the response headers go out. */
+      totals(): Record<string, string>
+      /** Ends the meter's stream: call it when the response is done. */
+      finish(): void
+    }
+
+/** The framework-free core of `meteredRoute`. */
+export interface Metering<Req> {
+  handle(input: PaywallInput<Req>): Promise<MeteringOutcome>
+}
+
+/** Creates a metered route's core. Options are checked now. */
+export function createMetering<Req>(options: MeteringOptions): Metering<Req> {
+  const receiver = options.receiver
+  if (typeof receiver?.open !== 'function' || typeof receiver.asset !== 'function') {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, 'receiver must implement asset() and open()')
+  }
+  let ahead: bigint
+  try {
+    ahead = parseAmount(options.ahead ?? 0n, 'ahead')
+  } catch (cause) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, (cause as Error).message, { cause })
+  }
+  const stallTimeoutMs = options.stallTimeoutMs ?? 10_000
+  if (!Number.isSafeInteger(stallTimeoutMs) || stallTimeoutMs <= 0) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `stallTimeoutMs must be a positive integer, got ${stallTimeoutMs}`)
+  }
+
+  return {
+    async handle(input) {
+      const parsed = parsePaymentHeaders(input.headers)
+      if (parsed.type === 'invalid') return respondWithError(parsed.error)
+      try {
+        const asset = await receiver.asset()
+        if (parsed.type === 'none') {
+          const error = new CogpayError(
+            ErrorCodes.PAYMENT_REQUIRED,
+            `this resource is charged as the work proceeds (asset ${asset.code}, scale ${asset.scale}); pay with the ${Headers.scheme} headers`,
+            { status: 402 },
+          )
+          return respondWithError(error, 0n, asset, true)
+        }
+        const stream = await receiver.open({ payment: parsed.headers })
+        const meter = new Meter(stream, {
+          ahead,
+          stallTimeoutMs,
+          ...(input.signal ? { signal: input.signal } : {}),
+        })
+        return {
+          type: 'proceed',
+          headers: {
+            [Headers.requestId]: parsed.headers.requestId,
+            [Headers.assetCode]: asset.code,
+            [Headers.assetScale]: String(asset.scale),
+          },
+          meter,
+          totals: () => ({ [Headers.price]: meter.charged.toString(), [Headers.paid]: meter.paid.toString() }),
+          finish: () => meter.finish(),
+        }
+      } catch (err) {
+        if (!isCogpayError(err)) return { type: 'fail', error: err }
+        if (err.status < 500) return respondWithError(err)
+        return { type: 'fail', error: err }
+      }
+    },
+  }
+}

@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApp as createExpressApp } from '@cogpay/example-express-basic'
+import { createApp as createKoaApp } from '@cogpay/example-koa-basic'
+import { STEP_PRICE, type ComputeObserver } from '@cogpay/example-compute'
+import { createPayFetch, getPayment, SpendLimitError, ErrorCodes, type SpendState } from '@cogpay/fetch'
+import { listen, startNetwork, type Network } from './support/network.ts'
+
+type Stop = Parameters<NonNullable<ComputeObserver['onStop']>>[0]
+
+const frameworks = [
+  {
+    name: 'Express',
+    start: (net: Network, observer: ComputeObserver) => listen(createExpressApp({ receiver: net.receiver, observer })),
+    compute: (steps: number) => `/compute/${steps}`,
+  },
+  {
+    name: 'Koa',
+    start: (net: Network, observer: ComputeObserver) => listen(createKoaApp({ receiver: net.receiver, observer }).callback()),
+    compute: (steps: number) => `/compute?steps=${steps}`,
+  },
+] as const
+
+describe.each(frameworks)('$name metered route on the real testnet', ({ start, compute }) => {
+  let net: Network
+  let app: Awaited<ReturnType<typeof listen>>
+  const steps: number[] = []
+  const stops: Stop[] = []
+
+  beforeAll(async () => {
+    net = await startNetwork()
+    app = await start(net, {
+      onStep: ({ step }) => steps.push(step),
+      onStop: (stop) => stops.push(stop),
+    })
+  })
+  afterAll(async () => {
+    await app.close()
+    await net.close()
+  })
+
+  it('N charges of k: the client pays exactly N·k and the server was paid exactly that', async () => {
+    const payer = net.newPayer()
+    const seen: SpendState[] = []
+    const payFetch = createPayFetch({ payer, maxSpend: 1000n, hooks: { onSpend: [(state) => seen.push(state)] } })
+    const receivedBefore = net.receiver.received
+    const response = await payFetch(`${app.url}${compute(12)}`)
+    expect(response.status).toBe(200)
+    const body = (await response.json()) as { steps: number; charged: string; paid: string }
+    expect(body).toMatchObject({ steps: 12, charged: String(12n * STEP_PRICE), paid: String(12n * STEP_PRICE) })
+    expect(response.headers.get('cogpay-price')).toBe(String(12n * STEP_PRICE))
+    expect(response.headers.get('cogpay-paid')).toBe(String(12n * STEP_PRICE))
+    expect(getPayment(response)?.spent).toBe(12n * STEP_PRICE)
+    expect(payer.spent).toBe(12n * STEP_PRICE)
+    // Money moved as the work proceeded: one spend report per step, each a running total.
+    expect(seen.map((s) => s.spent)).toEqual(Array.from({ length: 12 }, (_, i) => BigInt(i + 1) * STEP_PRICE))
+    expect(seen.every((s) => s.maxSpend === 1000n && s.url.endsWith(compute(12)))).toBe(true)
+    // The server counts the stream when it closes, just after the response.
+    await expect.poll(() => net.receiver.received - receivedBefore, { timeout: 2000 }).toBe(12n * STEP_PRICE)
+  })
+
+  it("cap reached mid-work: meter.signal fires within 100 ms, spend <= cap, at most one step unpaid", async () => {
+    const payer = net.newPayer()
+    let capAt = 0
+    payer.once('cap', () => {
+      capAt = performance.now()
+    })
+    const cap = 5n * STEP_PRICE + 3n // 5 steps and a bit
+    steps.length = 0
+    stops.length = 0
+    const payFetch = createPayFetch({ payer, maxSpend: cap })
+    const error = await payFetch(`${app.url}${compute(50)}`).catch((err: unknown) => err)
+    expect(error).toBeInstanceOf(SpendLimitError)
+    expect((error as SpendLimitError).serverCode).toBe(ErrorCodes.CAP_TOO_LOW)
+    expect(payer.spent).toBeLessThanOrEqual(cap)
+    const stop = stops[0]
+    expect(stop?.code).toBe(ErrorCodes.CAP_TOO_LOW)
+    expect(capAt).toBeGreaterThan(0)
+    expect(stop!.at - capAt).toBeLessThan(100)
+    // ahead = 0: every step but the last one done was paid before the next began.
+    const paidSteps = Number(stop!.paid / STEP_PRICE)
+    expect(steps.length).toBeLessThanOrEqual(paidSteps + 1)
+    expect(stop!.paid).toBeLessThanOrEqual(payer.spent)
+  })
+
+  it('client aborts mid-work: charging stops, the server signal fires, no further charge succeeds', async () => {
+    const payer = net.newPayer()
+    steps.length = 0
+    stops.length = 0
+    const controller = new AbortController()
+    const payFetch = createPayFetch({
+      payer,
+      maxSpend: 1000n,
+      hooks: {
+        onSpend: [
+          ({ spent }) => {
+            if (spent >= 3n * STEP_PRICE) controller.abort()
+          },
+        ],
+      },
+    })
+    const error = await payFetch(`${app.url}${compute(100)}`, { signal: controller.signal }).catch((err: unknown) => err)
+    expect((error as Error).name).toBe('AbortError')
+    await expect.poll(() => stops.length, { timeout: 2000 }).toBe(1)
+    expect(stops[0]?.code).toBe(ErrorCodes.CLIENT_ABORTED)
+    const spentAtAbort = payer.spent
+    expect(spentAtAbort).toBeGreaterThanOrEqual(3n * STEP_PRICE)
+    // Nothing more is paid after the abort, and the work stopped within a step of it.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(payer.spent).toBe(spentAtAbort)
+    expect(steps.length).toBeLessThanOrEqual(Number(spentAtAbort / STEP_PRICE) + 1)
+    expect(stops[0]!.paid).toBe(spentAtAbort)
+  })
+
+  it('a request without payment headers learns that the route is metered', async () => {
+    const response = await fetch(`${app.url}${compute(3)}`)
+    expect(response.status).toBe(402)
+    const body = (await response.json()) as { accepts: { metered?: boolean; amount: string }[] }
+    expect(body.accepts[0]).toMatchObject({ metered: true, amount: '0', assetCode: 'XRP', assetScale: 9 })
+  })
+})
