@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp as createExpressApp } from '@cogpay/example-express-basic'
 import { createApp as createKoaApp } from '@cogpay/example-koa-basic'
 import { STEP_PRICE, type ComputeObserver } from '@cogpay/example-compute'
-import { createPayFetch, getPayment, SpendLimitError, ErrorCodes, type SpendState } from '@cogpay/fetch'
+import {
+  createPayFetch,
+  getPayment,
+  PaymentInterruptedError,
+  SpendLimitError,
+  ErrorCodes,
+  type SpendState,
+} from '@cogpay/fetch'
 import { listen, startNetwork, type Network } from './support/network.ts'
 
 type Stop = Parameters<NonNullable<ComputeObserver['onStop']>>[0]
@@ -12,15 +19,17 @@ const frameworks = [
     name: 'Express',
     start: (net: Network, observer: ComputeObserver) => listen(createExpressApp({ receiver: net.receiver, observer })),
     compute: (steps: number) => `/compute/${steps}`,
+    stream: (chunks: number) => `/stream/${chunks}`,
   },
   {
     name: 'Koa',
     start: (net: Network, observer: ComputeObserver) => listen(createKoaApp({ receiver: net.receiver, observer }).callback()),
     compute: (steps: number) => `/compute?steps=${steps}`,
+    stream: (chunks: number) => `/stream?chunks=${chunks}`,
   },
 ] as const
 
-describe.each(frameworks)('$name metered route on the real testnet', ({ start, compute }) => {
+describe.each(frameworks)('$name metered route on the real testnet', ({ start, compute, stream }) => {
   let net: Network
   let app: Awaited<ReturnType<typeof listen>>
   const steps: number[] = []
@@ -116,5 +125,43 @@ describe.each(frameworks)('$name metered route on the real testnet', ({ start, c
     expect(response.status).toBe(402)
     const body = (await response.json()) as { accepts: { metered?: boolean; amount: string }[] }
     expect(body.accepts[0]).toMatchObject({ metered: true, amount: '0', assetCode: 'XRP', assetScale: 9 })
+  })
+
+  it('paid streaming body: chunks arrive progressively, and a complete body is confirmed as such', async () => {
+    const payer = net.newPayer()
+    steps.length = 0
+    const payFetch = createPayFetch({ payer, maxSpend: 1000n })
+    const response = await payFetch(`${app.url}${stream(20)}`)
+    expect(response.status).toBe(200)
+    expect(response.headers.get('cogpay-metered')).toBe('1')
+    const reader = response.body!.getReader()
+    const first = await reader.read()
+    // The first chunk is in our hands while the server is still producing the rest.
+    expect(new TextDecoder().decode(first.value)).toContain('chunk 1 of 20')
+    expect(steps.length).toBeLessThan(20)
+    let text = new TextDecoder().decode(first.value)
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      text += new TextDecoder().decode(chunk.value)
+    }
+    expect(text.trim().split('\n')).toHaveLength(20)
+    const outcome = await getPayment(response)!.done
+    expect(outcome).toEqual({ spent: 20n * STEP_PRICE, complete: true })
+    expect(payer.spent).toBe(20n * STEP_PRICE)
+  })
+
+  it('a body cut for non-payment is recognisable: reading it rejects with PaymentInterruptedError', async () => {
+    const payer = net.newPayer()
+    stops.length = 0
+    const cap = 4n * STEP_PRICE
+    const payFetch = createPayFetch({ payer, maxSpend: cap })
+    const response = await payFetch(`${app.url}${stream(50)}`)
+    expect(response.status).toBe(200)
+    const error = await response.text().catch((err: unknown) => err)
+    expect(error).toBeInstanceOf(PaymentInterruptedError)
+    expect((error as PaymentInterruptedError).serverCode).toBe(ErrorCodes.CAP_TOO_LOW)
+    expect(await getPayment(response)!.done).toEqual({ spent: cap, complete: false, code: ErrorCodes.CAP_TOO_LOW })
+    expect(payer.spent).toBe(cap)
+    // The server wrote exactly the chunks that were paid for.
+    expect(stops[0]).toMatchObject({ code: ErrorCodes.CAP_TOO_LOW, stepsDone: 4, paid: cap })
   })
 })

@@ -52,3 +52,40 @@ export async function compute(meter: Meter, requested: number, observer: Compute
     },
   }
 }
+
+/**
+ * A paid streaming body: each chunk is charged, and written only once paid, so the server never
+ * serves a chunk it was not paid for. Stops writing as soon as the meter's signal fires; the
+ * client learns from the payment stream's final message that the body was cut.
+ */
+export async function streamChunks(
+  meter: Meter,
+  requested: number,
+  write: (chunk: string) => Promise<void>,
+  observer: ComputeObserver = {},
+): Promise<number> {
+  const chunks = Number.isInteger(requested) && requested > 0 ? Math.min(requested, 10_000) : 1
+  let written = 0
+  meter.signal.addEventListener('abort', () => {
+    observer.onStop?.({
+      code: (meter.signal.reason as { code?: string })?.code ?? 'unknown',
+      stepsDone: written,
+      charged: meter.charged,
+      paid: meter.paid,
+      at: performance.now(),
+    })
+  })
+  try {
+    while (written < chunks && !meter.signal.aborted) {
+      await meter.charge(STEP_PRICE)
+      await write(`chunk ${written + 1} of ${chunks}: ${'x'.repeat(64)}\n`)
+      written++
+      observer.onStep?.({ step: written, charged: meter.charged, paid: meter.paid })
+      // Pace the stream a little, as real work would.
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+  } catch {
+    // The meter stopped: its signal says why.
+  }
+  return written
+}

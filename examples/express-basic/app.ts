@@ -1,11 +1,12 @@
 import express, { type Express } from 'express'
 import { meteredRoute, paidRoute, type Meter } from '@cogpay/express'
 import type { CogpayError, PaymentReceiver } from '@cogpay/core'
-import { compute, type ComputeObserver } from '@cogpay/example-compute'
+import { compute, streamChunks, type ComputeObserver } from '@cogpay/example-compute'
 
 /**
  * A paid API in Express: `/weather` costs 100 units, `/report/:pages` costs 25 per page,
- * `/compute/:steps` is metered at 7 units per step of work, and `/health` is free. `receiver` is
+ * `/compute/:steps` is metered at 7 units per step of work, `/stream/:chunks` streams a body paid
+ * chunk by chunk (7 units each), and `/health` is free. `receiver` is
  * where payments go (default: the uplink in COGPAY_UPLINK); `observer` sees the metered work.
  */
 export function createApp(options: { receiver?: PaymentReceiver; observer?: ComputeObserver } = {}): Express {
@@ -37,6 +38,18 @@ export function createApp(options: { receiver?: PaymentReceiver; observer?: Comp
       return
     }
     res.json(result.body)
+  })
+
+  // A paid streaming body: the chunks go out as they are paid for, never buffered.
+  app.get('/stream/:chunks', meteredRoute(paid), async (req, res) => {
+    res.type('text/plain')
+    const write = (chunk: string) =>
+      new Promise<void>((resolve) => {
+        if (res.write(chunk)) resolve()
+        else res.once('drain', resolve)
+      })
+    await streamChunks(res.locals.meter, Number(req.params.chunks), write, options.observer)
+    res.end()
   })
 
   return app

@@ -1,11 +1,12 @@
+import { PassThrough } from 'node:stream'
 import Koa from 'koa'
 import { meteredRoute, paidRoute, type Meter } from '@cogpay/koa'
 import type { CogpayError, PaymentReceiver } from '@cogpay/core'
-import { compute, type ComputeObserver } from '@cogpay/example-compute'
+import { compute, streamChunks, type ComputeObserver } from '@cogpay/example-compute'
 
 /**
  * A paid API in Koa: `/weather` costs 100 units, `/report?pages=N` 25 per page, `/compute?steps=N`
- * is metered at 7 units per step of work. `receiver` is where payments go (default: the uplink in
+ * is metered at 7 units per step of work; `/stream?chunks=N` streams a body paid chunk by chunk. `receiver` is where payments go (default: the uplink in
  * COGPAY_UPLINK); `observer` sees the metered work.
  */
 export function createApp(options: { receiver?: PaymentReceiver; observer?: ComputeObserver } = {}): Koa {
@@ -38,6 +39,20 @@ export function createApp(options: { receiver?: PaymentReceiver; observer?: Comp
           return
         }
         ctx.body = result.body
+      })
+    }
+    if (ctx.path === '/stream') {
+      return metered(ctx, async () => {
+        // A stream body: Koa sends the headers now and each chunk as it is written.
+        const body = new PassThrough()
+        ctx.type = 'text/plain'
+        ctx.body = body
+        const write = (chunk: string) =>
+          new Promise<void>((resolve) => {
+            if (body.write(chunk)) resolve()
+            else body.once('drain', resolve)
+          })
+        void streamChunks(ctx.state.meter, Number(ctx.query.chunks), write, options.observer).then(() => body.end())
       })
     }
     if (ctx.path === '/health') {

@@ -2,6 +2,7 @@ export { ErrorCodes, type ErrorCode } from './errors/codes.ts'
 export { CogpayError, isCogpayError, type CogpayErrorOptions } from './errors/cogpay-error.ts'
 export { PaymentRequiredError } from './errors/payment-required-error.ts'
 export { SpendLimitError } from './errors/spend-limit-error.ts'
+export { PaymentInterruptedError } from './errors/payment-interrupted-error.ts'
 export { parseAmount, formatAmount, isAssetScale, MAX_AMOUNT, type Asset, type AmountLike } from './amount.ts'
 export { isIlpAddress, isUnderAddress, MAX_ADDRESS_LENGTH } from './address.ts'
 export {
@@ -26,6 +27,9 @@ export {
 export {
   encodeHello,
   decodeHello,
+  encodeFinal,
+  decodeFinal,
+  type StreamFinal,
   CloseReasons,
   MAX_HELLO_BYTES,
   type StreamHello,

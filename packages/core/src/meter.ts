@@ -100,16 +100,17 @@ export class Meter {
     })
   }
 
-  /** Stops the meter with `reason` (first reason wins) and ends the stream. */
+  /** Stops the meter with `reason` (first reason wins) and ends the stream, telling the payer why. */
   stop(reason: CogpayError): void {
     if (this.signal.aborted) return
     this.#controller.abort(reason)
-    this.#stream.close()
+    this.#stream.close({ v: 1, final: 'stopped', code: reason.code, charged: this.charged, paid: this.paid })
   }
 
-  /** Ends the meter normally: the work is done. */
+  /** Ends the meter: the response is done (complete, unless the meter was stopped). */
   finish(): void {
-    this.#stream.close()
+    if (this.signal.aborted) return
+    this.#stream.close({ v: 1, final: 'complete', charged: this.charged, paid: this.paid })
   }
 
   #throwIfStopped(): void {

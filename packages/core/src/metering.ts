@@ -75,6 +75,7 @@ export function createMetering<Req>(options: MeteringOptions): Metering<Req> {
         return {
           type: 'proceed',
           headers: {
+            [Headers.metered]: '1',
             [Headers.requestId]: parsed.headers.requestId,
             [Headers.assetCode]: asset.code,
             [Headers.assetScale]: String(asset.scale),

@@ -1,6 +1,7 @@
 import type { Asset } from './amount.ts'
 import type { PaymentHeaders } from './wire.ts'
 import type { CogpayError } from './errors/cogpay-error.ts'
+import type { StreamFinal } from './socket-messages.ts'
 
 /**
  * The payment side of a server, as the paywall sees it. `@cogpay/ilp` implements it over STREAM;
@@ -44,8 +45,10 @@ export interface PaymentStream {
    * died). Never resolves once the server closed the stream itself.
    */
   readonly stopped: Promise<CogpayError>
-  /** Ends the stream. Idempotent. */
-  close(): void
+  /**
+   * Ends the stream, first telling the payer how the response ended (metered streams). Idempotent.
+   */
+  close(final?: StreamFinal): void
 }
 
 /** One payment to collect. */

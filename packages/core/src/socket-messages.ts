@@ -60,3 +60,51 @@ export function decodeHello(line: Buffer | string): StreamHello | undefined {
     return undefined
   }
 }
+
+/**
+ * The server's last message on a metered stream, written just before it closes the stream: how
+ * the response ended and the totals. It is the client's proof that a streamed body is complete.
+ */
+export interface StreamFinal {
+  readonly v: 1
+  /** `complete`: the response was served in full; `stopped`: it was cut because payment stopped. */
+  readonly final: 'complete' | 'stopped'
+  /** Why it stopped (a `CogpayError` code), when it did. */
+  readonly code?: string
+  /** Totals in the server's units. */
+  readonly charged: bigint
+  readonly paid: bigint
+}
+
+/** Serialises a final message: one line of JSON. */
+export function encodeFinal(final: StreamFinal): Buffer {
+  const json: Record<string, unknown> = { v: 1, final: final.final, charged: final.charged.toString(), paid: final.paid.toString() }
+  if (final.code !== undefined) json.code = final.code
+  return Buffer.from(`${JSON.stringify(json)}\n`)
+}
+
+/** Parses a final message line. Returns `undefined` for anything else. */
+export function decodeFinal(line: Buffer | string): StreamFinal | undefined {
+  if (line.length >= MAX_HELLO_BYTES) return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(line.toString())
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null) return undefined
+  const { v, final, code, charged, paid } = value as Record<string, unknown>
+  if (v !== 1 || (final !== 'complete' && final !== 'stopped')) return undefined
+  if (code !== undefined && (typeof code !== 'string' || code.length > 64)) return undefined
+  try {
+    return {
+      v: 1,
+      final,
+      ...(typeof code === 'string' ? { code } : {}),
+      charged: parseAmount(charged),
+      paid: parseAmount(paid),
+    }
+  } catch {
+    return undefined
+  }
+}

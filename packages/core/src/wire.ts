@@ -28,6 +28,11 @@ export const Headers = {
   assetCode: 'Cogpay-Asset-Code',
   /** Response: the server's asset scale. */
   assetScale: 'Cogpay-Asset-Scale',
+  /**
+   * Response: `1` on a metered response. Its body is complete only if the server's final message
+   * on the payment stream says `complete`.
+   */
+  metered: 'Cogpay-Metered',
   /** Response (errors): the error code. */
   error: 'Cogpay-Error',
 } as const

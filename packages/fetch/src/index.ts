@@ -9,5 +9,5 @@ export {
   type SpendState,
 } from './pay-fetch.ts'
 export { getPayment, type Payment } from './payment.ts'
-export { PaymentRequiredError, SpendLimitError, CogpayError, ErrorCodes } from '@cogpay/core'
+export { PaymentRequiredError, SpendLimitError, PaymentInterruptedError, CogpayError, ErrorCodes } from '@cogpay/core'
 export { createPayer, type Payer } from '@cogpay/ilp'

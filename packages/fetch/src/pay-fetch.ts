@@ -3,6 +3,7 @@ import {
   CogpayError,
   ErrorCodes,
   Headers as WireHeaders,
+  PaymentInterruptedError,
   PaymentRequiredError,
   SpendLimitError,
   paymentRequestHeaders,
@@ -10,7 +11,7 @@ import {
   readPaymentRequirements,
   type AmountLike,
 } from '@cogpay/core'
-import { createPayer, type Payer } from '@cogpay/ilp'
+import { createPayer, type Payer, type PendingPayment } from '@cogpay/ilp'
 import { recordPayment, type Payment } from './payment.ts'
 
 /** A fetch function: undici's, the global one, or any compatible. */
@@ -96,6 +97,9 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
       pending.abort()
       throw err
     }
+    if (response.status !== 402 && response.headers.get(WireHeaders.metered) === '1' && response.body) {
+      return meteredResponse(response, pending, { url, maxSpend, settleTimeoutMs })
+    }
     const spent = await pending.finish(settleTimeoutMs)
 
     if (response.status === 402) {
@@ -108,7 +112,8 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
       const message = readErrorMessage(body) ?? `${url.href} answered 402 Payment Required`
       throw new PaymentRequiredError(message, { requirements, serverCode, spent })
     }
-    recordPayment(response, readPayment(response, { requestId: pending.headers.requestId, spent, maxSpend, url }))
+    const payment = readPayment(response, { requestId: pending.headers.requestId, maxSpend, url })
+    recordPayment(response, { ...payment, spent, metered: false, done: Promise.resolve({ spent, complete: true }) })
     return response
   }
   return Object.assign(payFetch, { payer })
@@ -125,10 +130,66 @@ export function payFetch(url: string | URL, maxSpend: AmountLike, init: RequestI
   return shared(url, { ...init, maxSpend })
 }
 
+/**
+ * A metered response: keeps paying while its body streams. When the body ends, waits for the
+ * server's final message on the payment stream; if it says the response was cut (or none comes),
+ * the body errors with PaymentInterruptedError rather than ending as if it were whole.
+ */
+function meteredResponse(
+  response: Response,
+  pending: PendingPayment,
+  context: { url: URL; maxSpend: bigint; settleTimeoutMs: number },
+): Response {
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+  let settle!: (outcome: { spent: bigint; complete: boolean; code?: string }) => void
+  const done = new Promise<{ spent: bigint; complete: boolean; code?: string }>((resolve) => {
+    settle = resolve
+  })
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: ReadableStreamReadResult<Uint8Array>
+      try {
+        chunk = await reader.read()
+      } catch (err) {
+        settle({ spent: pending.abort(), complete: false })
+        controller.error(err)
+        return
+      }
+      if (!chunk.done) return controller.enqueue(chunk.value)
+      const final = await pending.waitFinal(context.settleTimeoutMs)
+      const spent = await pending.finish(context.settleTimeoutMs)
+      if (final?.final === 'complete') {
+        settle({ spent, complete: true })
+        controller.close()
+        return
+      }
+      settle({ spent, complete: false, ...(final?.code ? { code: final.code } : {}) })
+      controller.error(
+        new PaymentInterruptedError({ url: context.url.href, serverCode: final?.code, spent, maxSpend: context.maxSpend }),
+      )
+    },
+    async cancel(reason) {
+      settle({ spent: pending.abort(), complete: false })
+      await reader.cancel(reason)
+    },
+  })
+  const paid = new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
+  const payment = readPayment(response, { requestId: pending.headers.requestId, maxSpend: context.maxSpend, url: context.url })
+  recordPayment(paid, {
+    ...payment,
+    get spent() {
+      return pending.spent
+    },
+    metered: true,
+    done,
+  })
+  return paid
+}
+
 function readPayment(
   response: Response,
-  known: { requestId: string; spent: bigint; maxSpend: bigint; url: URL },
-): Payment {
+  known: { requestId: string; maxSpend: bigint; url: URL },
+): Omit<Payment, 'spent' | 'metered' | 'done'> {
   const get = (name: string) => response.headers.get(name) ?? undefined
   const price = optionalAmount(get(WireHeaders.price), WireHeaders.price)
   const paid = optionalAmount(get(WireHeaders.paid), WireHeaders.paid)
@@ -137,7 +198,6 @@ function readPayment(
   return {
     url: known.url.href,
     requestId: known.requestId,
-    spent: known.spent,
     maxSpend: known.maxSpend,
     price,
     paid,

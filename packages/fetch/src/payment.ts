@@ -14,6 +14,13 @@ export interface Payment {
   readonly paid: bigint | undefined
   /** The server's asset, as it states it. */
   readonly serverAsset: Asset | undefined
+  /** True for a metered response: it is paid as its body streams, and `spent` grows until `done`. */
+  readonly metered: boolean
+  /**
+   * Resolves when the payment is over: at once for a fixed price, when the body has been read for a
+   * metered response. `complete` is false when the body was cut because payment stopped.
+   */
+  readonly done: Promise<{ spent: bigint; complete: boolean; code?: string }>
 }
 
 const payments = new WeakMap<Response, Payment>()

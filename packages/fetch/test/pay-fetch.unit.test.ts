@@ -199,7 +199,10 @@ describe('payFetch against a nock server, with a real payer on the real testnet'
       price: undefined,
       paid: undefined,
       serverAsset: undefined,
+      metered: false,
+      done: expect.any(Promise),
     })
+    expect(await getPayment(response)?.done).toEqual({ spent: 0n, complete: true })
     expect(net.payer.spent - spentBefore).toBe(0n)
     // The caller's own headers went out alongside the payment headers.
     expect(seen[0]?.get('x-client')).toBe('unit')

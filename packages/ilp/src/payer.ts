@@ -8,7 +8,9 @@ import {
   CogpayError,
   ErrorCodes,
   MAX_HELLO_BYTES,
+  decodeFinal,
   decodeHello,
+  type StreamFinal,
   type Asset,
   type PaymentHeaders,
 } from '@cogpay/core'
@@ -60,6 +62,11 @@ export interface PendingPayment {
   finish(settleTimeoutMs?: number): Promise<bigint>
   /** Stops paying at once and tells the server the request was aborted. Returns `spent`. */
   abort(): bigint
+  /**
+   * The server's final message on a metered stream (how the response ended, and its totals):
+   * resolves with it, or `undefined` when none arrives within `timeoutMs` or the stream closes first.
+   */
+  waitFinal(timeoutMs: number): Promise<StreamFinal | undefined>
 }
 
 /** Options of {@link Payer.expect}. */
@@ -89,6 +96,8 @@ class Pending implements PendingPayment {
   capReached = false
   stream: DataAndMoneyStream | undefined
   finished = false
+  final: StreamFinal | undefined
+  readonly #finalArrived = new EventEmitter()
 
   constructor(
     readonly requestId: string,
@@ -98,6 +107,32 @@ class Pending implements PendingPayment {
     readonly release: (pending: Pending) => void,
     readonly onSpend: ((spent: bigint) => void) | undefined,
   ) {}
+
+  /** Called with each line the server writes after its hello. */
+  onLine(line: Buffer): void {
+    const final = decodeFinal(line)
+    if (final && !this.final) {
+      this.final = final
+      this.#finalArrived.emit('final')
+    }
+  }
+
+  waitFinal(timeoutMs: number): Promise<StreamFinal | undefined> {
+    if (this.final) return Promise.resolve(this.final)
+    const stream = this.stream
+    if (!stream || stream.destroyed) return Promise.resolve(undefined)
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.#finalArrived.removeListener('final', done)
+        stream.removeListener('close', done)
+        resolve(this.final)
+      }
+      const timer = setTimeout(done, timeoutMs)
+      this.#finalArrived.once('final', done)
+      stream.once('close', done)
+    })
+  }
 
   abort(): bigint {
     if (!this.finished) {
@@ -138,6 +173,7 @@ export class Payer extends EventEmitter<PayerEvents> {
   #origins = new Map<string, Origin>()
   #originsByName = new Map<string, string>()
   #pending = new Map<string, Pending>()
+  #capChecks = new Map<Connection, Set<() => void>>()
   #asset: Asset | undefined
 
   constructor(options: PayerOptions = {}) {
@@ -252,6 +288,21 @@ export class Payer extends EventEmitter<PayerEvents> {
     }
     connection.on('error', () => {})
     connection.on('stream', (stream: DataAndMoneyStream) => this.#onStream(origin, connection, stream))
+    // A server raising its receive max arrives as a frame in an incoming packet, and STREAM emits
+    // no event for it. A payer already at its cap sends nothing more, so no outgoing_money event
+    // fires either: check the caps after every incoming packet, or the server would wait for its
+    // stall timeout instead of hearing "cap reached" at once.
+    const checks = new Set<() => void>()
+    this.#capChecks.set(connection, checks)
+    connection.once('close', () => this.#capChecks.delete(connection))
+    const handlePrepare = connection.handlePrepare.bind(connection)
+    connection.handlePrepare = async (prepare) => {
+      try {
+        return await handlePrepare(prepare)
+      } finally {
+        for (const check of checks) check()
+      }
+    }
   }
 
   #onStream(origin: string, connection: Connection, stream: DataAndMoneyStream): void {
@@ -276,6 +327,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       if (!pending || pending.origin !== origin || pending.stream || pending.finished) {
         return refuse(CloseReasons.unknownRequest)
       }
+      readLines(stream, buffered.subarray(newline + 1), (line) => pending.onLine(line))
       this.#pay(pending, connection, stream, hello.amount)
     }
     const cleanup = () => {
@@ -291,6 +343,7 @@ export class Payer extends EventEmitter<PayerEvents> {
     const sameAsset =
       connection.destinationAssetCode === this.#asset?.code && connection.destinationAssetScale === this.#asset?.scale
     const stopAtCap = (spent: bigint) => {
+      if (pending.capReached) return
       pending.capReached = true
       this.emit('cap', {
         requestId: pending.requestId,
@@ -307,6 +360,17 @@ export class Payer extends EventEmitter<PayerEvents> {
     // first payment (about 4 ms on a cold socket). The cap stays in our own units either way.
     const rated = connection as unknown as { exchangeRate?: unknown }
     if (sameAsset && rated.exchangeRate === undefined) rated.exchangeRate = Rational.fromNumber(1, true)
+    // At the cap while the server still asks for more: say so now, so it answers 402 (or stops its
+    // meter) at once instead of waiting for its payment timeout.
+    const checkCap = () => {
+      if (pending.capReached || stream.destroyed) return
+      if (pending.spent >= pending.maxSpend && stream._remoteReceiveMax.greaterThan(stream._remoteReceived)) {
+        stopAtCap(pending.spent)
+      }
+    }
+    const checks = this.#capChecks.get(connection)
+    checks?.add(checkCap)
+    stream.once('close', () => checks?.delete(checkCap))
     stream.on('outgoing_money', (amount: string) => {
       const value = BigInt(amount)
       pending.spent += value
@@ -323,11 +387,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       } catch {
         // a caller's hook must not break payment accounting
       }
-      // At the cap while the server still asks for more: say so now, so it answers 402 at once
-      // instead of waiting for its payment timeout.
-      if (pending.spent >= pending.maxSpend && stream._remoteReceiveMax.greaterThan(stream._remoteReceived)) {
-        stopAtCap(pending.spent)
-      }
+      checkCap()
     })
     // STREAM enforces sendMax in the sender's own units: this is the cap, whatever the server asks.
     stream.setSendMax(pending.maxSpend.toString())
@@ -370,6 +430,26 @@ function closeAfterGrace(stream: DataAndMoneyStream): void {
   const timer = setTimeout(() => stream.destroy(), SERVER_CLOSE_GRACE_MS)
   timer.unref()
   stream.once('close', () => clearTimeout(timer))
+}
+
+/** Hands each later line of stream data to `onLine`; drops lines past MAX_HELLO_BYTES, and stops after 16. */
+function readLines(stream: DataAndMoneyStream, rest: Buffer, onLine: (line: Buffer) => void): void {
+  let buffered = rest
+  let lines = 0
+  const take = () => {
+    for (let newline = buffered.indexOf(0x0a); newline !== -1; newline = buffered.indexOf(0x0a)) {
+      onLine(buffered.subarray(0, newline))
+      buffered = buffered.subarray(newline + 1)
+      if (++lines >= 16) return stream.removeListener('data', onData)
+    }
+    if (buffered.length >= MAX_HELLO_BYTES) buffered = Buffer.alloc(0)
+  }
+  const onData = (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk])
+    take()
+  }
+  stream.on('data', onData)
+  take()
 }
 
 /** How long a finished stream waits for the server to close it before the payer does. */

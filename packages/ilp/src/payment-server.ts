@@ -138,8 +138,8 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       this.paymentsCollected++
     }
     paying.stream.once('close', count)
-    paying.close = () => {
-      close()
+    paying.close = (final) => {
+      close(final)
       count()
     }
     return paying

@@ -1,7 +1,16 @@
 import { Buffer } from 'node:buffer'
 import { createRequire } from 'node:module'
 import type { Connection, DataAndMoneyStream } from 'ilp-protocol-stream'
-import { CloseReasons, CogpayError, ErrorCodes, encodeHello, type Asset, type PaymentStream } from '@cogpay/core'
+import {
+  CloseReasons,
+  CogpayError,
+  ErrorCodes,
+  encodeFinal,
+  encodeHello,
+  type Asset,
+  type PaymentStream,
+  type StreamFinal,
+} from '@cogpay/core'
 import type { Channel } from './uplink.ts'
 
 const require = createRequire(import.meta.url)
@@ -172,9 +181,9 @@ export class SocketStream implements PaymentStream {
   ) {
     this.stopped = new Promise<CogpayError>((resolve) => {
       let said = ''
+      // The owner (collect, or a Meter with its final message) closes the stream on this.
       const stop = (reason: string) => {
         if (!this.#closedByUs) resolve(refusal(reason, this.received, this.#asked))
-        this.close()
       }
       stream.on('data', (chunk: Buffer) => {
         said = (said + chunk.toString('latin1')).slice(0, 256)
@@ -202,10 +211,12 @@ export class SocketStream implements PaymentStream {
     return () => this.stream.removeListener('money', onMoney)
   }
 
-  close(): void {
+  close(final?: StreamFinal): void {
     if (this.#closedByUs) return
     this.#closedByUs = true
-    if (!this.stream.destroyed) this.stream.end()
+    if (this.stream.destroyed) return
+    if (final) this.stream.write(encodeFinal(final))
+    this.stream.end()
   }
 }
 

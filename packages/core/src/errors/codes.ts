@@ -43,6 +43,11 @@ export const ErrorCodes = {
   INVALID_AMOUNT: 'COGPAY_INVALID_AMOUNT',
   /** Client: the server asks for more than `maxSpend`. Nothing above the cap was paid. */
   SPEND_LIMIT: 'COGPAY_SPEND_LIMIT',
+  /**
+   * Client: a metered response's body was cut because payment stopped (the server's final message
+   * said `stopped`, or none arrived). What arrived before is paid for; the rest never came.
+   */
+  PAYMENT_INTERRUPTED: 'COGPAY_PAYMENT_INTERRUPTED',
   /** Client: the server's answer breaks the protocol (bad payment response headers). */
   PROTOCOL_ERROR: 'COGPAY_PROTOCOL_ERROR',
 } as const
