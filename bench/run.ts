@@ -26,6 +26,7 @@ import { createPayFetch, getPayment, type FetchFunction, type PayFetch } from '@
 import { createApp as createExampleApp } from '@cogpay/example-express-basic'
 import { createBenchApp } from './app.ts'
 import { listen } from '../test/support/network.ts'
+import { benchMetered, printMetered } from './metered.ts'
 import type { FromChild, ToChild } from './memory-child.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -559,5 +560,6 @@ if (memory) {
 } else {
   console.log(`  memory: failed: ${memoryError}`)
 }
-console.log(`  total run time ${fmt((now() - startedAt) / 1000, 1)} s`)
+printMetered(await benchMetered({ durationMs: 2000 * scale, maxSteps: 20_000 }))
+console.log(`\n  total run time ${fmt((now() - startedAt) / 1000, 1)} s`)
 process.exit(0)

@@ -27,6 +27,10 @@ export class Uplink extends EventEmitter {
   #nextId = 0
   #ready: Promise<void> | undefined
   #closed = false
+  /** ILP Prepare packets sent through this uplink (every channel's included). */
+  packetsSent = 0
+  /** ILP Prepare packets received through this uplink. */
+  packetsReceived = 0
 
   readonly #connectTimeoutMs: number
 
@@ -112,6 +116,7 @@ export class Uplink extends EventEmitter {
   }
 
   async #route(data: Buffer): Promise<Buffer> {
+    this.packetsReceived++
     let destination: string
     try {
       destination = IlpPacket.deserializeIlpPrepare(data).destination
@@ -189,6 +194,7 @@ export class Channel implements IlpPlugin {
       })
     }
     if (!this.#open) throw new Error('channel is closed')
+    this.uplink.packetsSent++
     return this.uplink.plugin.sendData(data)
   }
 
