@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { runDemo } from '@cogpay/example-demo'
+import { runTranscodeDemo } from '@cogpay/example-demo/transcode'
 
 describe('the README demo', () => {
   it('pays for several requests on the embedded network and the totals agree on both sides', async () => {
@@ -16,5 +17,19 @@ describe('the README demo', () => {
     expect(result.received).toBe(525n)
     expect(lines.at(-2)).toMatch(/^client spent {4}525 units/)
     expect(lines.at(-1)).toMatch(/^server received 525 units .* in 4 payments over 1 socket\(s\)$/)
+  })
+})
+
+describe('the transcode demo (npm run demo -- transcode)', () => {
+  it('pays per second of output within budget, and stops at a small budget', async () => {
+    const lines: string[] = []
+    const { full, capped } = await runTranscodeDemo((line) => lines.push(line))
+    expect(full).toBeGreaterThanOrEqual(2800n)
+    expect(full).toBeLessThanOrEqual(3200n)
+    expect(capped).toBeLessThanOrEqual(1000n)
+    expect(lines.some((line) => /^budget 5000: 200, \d+ bytes of H\.264 MP4/.test(line))).toBe(true)
+    expect(lines.some((line) => line.startsWith('budget 1000: stopped (COGPAY_CAP_TOO_LOW)'))).toBe(true)
+    // Spend was reported as it happened, not only at the end.
+    expect(lines.filter((line) => line.startsWith('  budget 5000: paid')).length).toBeGreaterThan(5)
   })
 })
