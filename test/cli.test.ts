@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process'
+import { mkdtemp, readFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '@cogpay/example-express-basic'
@@ -49,6 +52,18 @@ describe('cogpay CLI', () => {
     expect(code).toBe(0)
     expect(JSON.parse(stdout)).toEqual({ forecast: 'sunny', paid: '100' })
     expect(net.receiver.received - before).toBe(100n)
+  })
+
+  it('cogpay fetch --progress reports spend as the metered work proceeds, and saves the body with -o', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'cogpay-cli-')), 'body.txt')
+    const { code, stderr } = await run([
+      'fetch', `${app.url}/stream/5`, '--max', '100', '--uplink', net.testnet.uri('cli'), '--progress', '-o', out,
+    ])
+    expect(code).toBe(0)
+    const lines = stderr.split('\n').filter((line) => line.startsWith('cogpay: spent '))
+    expect(lines).toEqual([7, 14, 21, 28, 35].map((n) => `cogpay: spent ${n} of 100`))
+    expect(stderr).toContain('spent 35 of max 100')
+    expect((await readFile(out, 'utf8')).trim().split('\n')).toHaveLength(5)
   })
 
   it('cogpay fetch refuses a price above --max with exit code 3', async () => {

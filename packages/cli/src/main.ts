@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { SingleBar } from 'cli-progress'
 import { writeFile } from 'node:fs/promises'
 import { isCogpayError, parseAmount, PaymentRequiredError, SpendLimitError } from '@cogpay/core'
 import { createPayFetch, getPayment } from '@cogpay/fetch'
@@ -7,8 +8,9 @@ import { startTestnet } from '@cogpay/testnet'
 const USAGE = `usage:
   cogpay hub [--port 7768] [--host 127.0.0.1]
       run the embedded ILP network (a moneyd-local style hub) until Ctrl-C
-  cogpay fetch <url> --max <amount> [--uplink btp+ws://…] [-X METHOD] [-H 'Name: value']… [-d body] [-o file]
-      fetch a paid URL, paying at most <amount> (your asset's smallest unit)
+  cogpay fetch <url> --max <amount> [--uplink btp+ws://…] [-X METHOD] [-H 'Name: value']… [-d body] [-o file] [--progress]
+      fetch a paid URL, paying at most <amount> (your asset's smallest unit); on a terminal, a live
+      bar shows spend against the cap; --progress also prints a line per payment
       uplink defaults to $COGPAY_UPLINK, then btp+ws://127.0.0.1:7768
 
 exit codes: 0 ok, 1 error, 2 usage, 3 payment refused (402 or over --max)`
@@ -48,6 +50,7 @@ async function fetchCommand(args: string[]): Promise<number> {
       header: { type: 'string', short: 'H', multiple: true, default: [] },
       data: { type: 'string', short: 'd' },
       output: { type: 'string', short: 'o' },
+      progress: { type: 'boolean', default: false },
     },
   })
   const url = positionals[0]
@@ -60,7 +63,26 @@ async function fetchCommand(args: string[]): Promise<number> {
     if (colon < 1) return usage(`-H ${JSON.stringify(header)} is not "Name: value"`)
     headers.append(header.slice(0, colon).trim(), header.slice(colon + 1).trim())
   }
-  const payFetch = createPayFetch(values.uplink ? { maxSpend, uplink: values.uplink } : { maxSpend })
+  // A live bar of spend against the cap, on stderr when it is a terminal (never mixed into the body).
+  const bar = process.stderr.isTTY
+    ? new SingleBar({
+        stream: process.stderr,
+        format: 'cogpay {bar} {spent}/{max} spent',
+        hideCursor: true,
+        clearOnComplete: false,
+      })
+    : undefined
+  bar?.start(Number(maxSpend), 0, { spent: '0', max: maxSpend.toString() })
+  const hooks = {
+    onSpend: [
+      ({ spent }: { spent: bigint }) => {
+        // The bar draws with numbers; the label shows the exact bigint.
+        bar?.update(Number(spent), { spent: spent.toString(), max: maxSpend.toString() })
+        if (values.progress) process.stderr.write(`cogpay: spent ${spent} of ${maxSpend}\n`)
+      },
+    ],
+  }
+  const payFetch = createPayFetch(values.uplink ? { maxSpend, uplink: values.uplink, hooks } : { maxSpend, hooks })
   try {
     const response = await payFetch(url, {
       method: values.request,
@@ -87,6 +109,7 @@ async function fetchCommand(args: string[]): Promise<number> {
     }
     throw err
   } finally {
+    bar?.stop()
     await payFetch.payer.close()
   }
 }
