@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp as createExpressApp } from '@cogpay/example-express-basic'
 import { createApp as createKoaApp } from '@cogpay/example-koa-basic'
 import { STEP_PRICE, type ComputeObserver } from '@cogpay/example-compute'
+import { paymentRequestHeaders } from '@cogpay/core'
 import {
   createPayFetch,
   getPayment,
@@ -163,5 +164,35 @@ describe.each(frameworks)('$name metered route on the real testnet', ({ start, c
     expect(payer.spent).toBe(cap)
     // The server wrote exactly the chunks that were paid for.
     expect(stops[0]).toMatchObject({ code: ErrorCodes.CAP_TOO_LOW, stepsDone: 4, paid: cap })
+  })
+
+  it('an announced cap below maxPrice is refused before any socket or work (Cogpay-Max-Spend)', async () => {
+    const payer = net.newPayer()
+    steps.length = 0
+    const socketsBefore = net.receiver.socketsOpened
+    const payFetch = createPayFetch({ payer, maxSpend: 30n, announceMaxSpend: true })
+    const error = await payFetch(`${app.url}${compute(10)}`).catch((err: unknown) => err)
+    expect(error).toBeInstanceOf(SpendLimitError)
+    expect((error as SpendLimitError).serverCode).toBe(ErrorCodes.CAP_TOO_LOW)
+    expect((error as SpendLimitError).requirements).toMatchObject({ amount: String(10n * STEP_PRICE), metered: true })
+    expect(payer.spent).toBe(0n)
+    expect(steps).toEqual([])
+    expect(net.receiver.socketsOpened).toBe(socketsBefore)
+    // The same cap, announced, within maxPrice: the work runs and is paid as usual.
+    const within = await payFetch(`${app.url}${compute(4)}`)
+    expect(within.status).toBe(200)
+    await within.arrayBuffer()
+    expect(await getPayment(within)?.done).toEqual({ spent: 4n * STEP_PRICE, complete: true })
+  })
+
+  it('a malformed Cogpay-Max-Spend is a 400 that names the header', async () => {
+    const pending = await net.payer.expect(app.url, 100n)
+    const headers = { ...paymentRequestHeaders(pending.headers), 'Cogpay-Max-Spend': 'lots' }
+    const response = await fetch(`${app.url}${compute(2)}`, { headers })
+    await pending.finish(0)
+    expect(response.status).toBe(400)
+    const body = (await response.json()) as { error: { code: string; message: string } }
+    expect(body.error.code).toBe(ErrorCodes.INVALID_MAX_SPEND)
+    expect(body.error.message).toContain('Cogpay-Max-Spend')
   })
 })

@@ -17,8 +17,18 @@ export interface ComputeObserver {
  * With the meter's default `ahead` of 0, each step is paid before the next starts, so at most one
  * step is ever done unpaid. Stops as soon as the meter's signal fires.
  */
+/** Steps a request asks for, bounded (1 to 10,000). */
+export function stepsFor(requested: number): number {
+  return Number.isInteger(requested) && requested > 0 ? Math.min(requested, 10_000) : 1
+}
+
+/** The most `requested` steps can cost: a metered route's `maxPrice`. */
+export function maxPriceFor(requested: number): bigint {
+  return BigInt(stepsFor(requested)) * STEP_PRICE
+}
+
 export async function compute(meter: Meter, requested: number, observer: ComputeObserver = {}) {
-  const steps = Number.isInteger(requested) && requested > 0 ? Math.min(requested, 10_000) : 1
+  const steps = stepsFor(requested)
   let stepsDone = 0
   let digest = createHash('sha256').update('cogpay').digest()
   meter.signal.addEventListener('abort', () => {

@@ -1,7 +1,7 @@
 import express, { type Express } from 'express'
 import { meteredRoute, paidRoute, type Meter } from '@cogpay/express'
 import type { CogpayError, PaymentReceiver } from '@cogpay/core'
-import { compute, streamChunks, type ComputeObserver } from '@cogpay/example-compute'
+import { compute, maxPriceFor, streamChunks, type ComputeObserver } from '@cogpay/example-compute'
 
 /**
  * A paid API in Express: `/weather` costs 100 units, `/report/:pages` costs 25 per page,
@@ -29,7 +29,8 @@ export function createApp(options: { receiver?: PaymentReceiver; observer?: Comp
     },
   )
 
-  app.get('/compute/:steps', meteredRoute(paid), async (req, res) => {
+  const computeRoute = meteredRoute({ ...paid, maxPrice: (req) => maxPriceFor(Number(req.params.steps)) })
+  app.get('/compute/:steps', computeRoute, async (req, res) => {
     const meter: Meter = res.locals.meter
     const result = await compute(meter, Number(req.params.steps), options.observer)
     if (result.stopped) {

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream'
 import Koa from 'koa'
 import { meteredRoute, paidRoute, type Meter } from '@cogpay/koa'
 import type { CogpayError, PaymentReceiver } from '@cogpay/core'
-import { compute, streamChunks, type ComputeObserver } from '@cogpay/example-compute'
+import { compute, maxPriceFor, streamChunks, type ComputeObserver } from '@cogpay/example-compute'
 
 /**
  * A paid API in Koa: `/weather` costs 100 units, `/report?pages=N` 25 per page, `/compute?steps=N`
@@ -15,6 +15,7 @@ export function createApp(options: { receiver?: PaymentReceiver; observer?: Comp
   const weather = paidRoute(100n, paid)
   const report = paidRoute((ctx) => BigInt(Math.min(Number(ctx.query.pages) || 1, 100)) * 25n, paid)
   const metered = meteredRoute(paid)
+  const computeRoute = meteredRoute({ ...paid, maxPrice: (ctx) => maxPriceFor(Number(ctx.query.steps)) })
 
   app.use(async (ctx, next) => {
     if (ctx.path === '/weather') {
@@ -28,7 +29,7 @@ export function createApp(options: { receiver?: PaymentReceiver; observer?: Comp
       })
     }
     if (ctx.path === '/compute') {
-      return metered(ctx, async () => {
+      return computeRoute(ctx, async () => {
         const meter: Meter = ctx.state.meter
         const result = await compute(meter, Number(ctx.query.steps), options.observer)
         if (result.stopped) {

@@ -14,6 +14,8 @@ export {
   SECRET_LENGTH,
   parsePaymentHeaders,
   paymentRequestHeaders,
+  announcedCapBelow,
+  type AnnouncedCap,
   type PaymentHeaders,
   type HeaderSource,
   type ParsedPaymentHeaders,

@@ -2,18 +2,25 @@ import { parseAmount, type AmountLike } from './amount.ts'
 import { CogpayError, isCogpayError } from './errors/cogpay-error.ts'
 import { ErrorCodes } from './errors/codes.ts'
 import { Meter } from './meter.ts'
-import { respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.ts'
+import { capBelow, respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.ts'
+import { createPriceResolver, type PriceSpec } from './price.ts'
 import type { PaymentReceiver } from './receiver.ts'
-import { Headers, parsePaymentHeaders } from './wire.ts'
+import { Headers, announcedCapBelow, parsePaymentHeaders } from './wire.ts'
 
 /** Options of a metered route. */
-export interface MeteringOptions {
+export interface MeteringOptions<Req = unknown> {
   /** Where payments are collected. */
   readonly receiver: PaymentReceiver
   /** Prepay window in the server's units (see `MeterOptions.ahead`). Default `0`: pay after each step. */
   readonly ahead?: AmountLike
   /** A charge not paid within this long stops the meter. Default `10000` ms. */
   readonly stallTimeoutMs?: number
+  /**
+   * The most this request may cost, when known (a fixed amount, or a function of the request).
+   * A payer that announced a lower cap in the same asset (`Cogpay-Max-Spend`) is refused with 402
+   * before any work or socket; the 402 body names it as the amount.
+   */
+  readonly maxPrice?: PriceSpec<Req>
 }
 
 /** What a metered route's adapter must do: like {@link PaywallOutcome}, with a meter to expose. */
@@ -36,7 +43,7 @@ export interface Metering<Req> {
 }
 
 /** Creates a metered route's core. Options are checked now. */
-export function createMetering<Req>(options: MeteringOptions): Metering<Req> {
+export function createMetering<Req>(options: MeteringOptions<Req>): Metering<Req> {
   const receiver = options.receiver
   if (typeof receiver?.open !== 'function' || typeof receiver.asset !== 'function') {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, 'receiver must implement asset() and open()')
@@ -47,6 +54,7 @@ export function createMetering<Req>(options: MeteringOptions): Metering<Req> {
   } catch (cause) {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, (cause as Error).message, { cause })
   }
+  const maxPrice = options.maxPrice === undefined ? undefined : createPriceResolver(options.maxPrice)
   const stallTimeoutMs = options.stallTimeoutMs ?? 10_000
   if (!Number.isSafeInteger(stallTimeoutMs) || stallTimeoutMs <= 0) {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `stallTimeoutMs must be a positive integer, got ${stallTimeoutMs}`)
@@ -65,6 +73,11 @@ export function createMetering<Req>(options: MeteringOptions): Metering<Req> {
             { status: 402 },
           )
           return respondWithError(error, 0n, asset, true)
+        }
+        const cap = parsed.headers.maxSpend
+        if (maxPrice && cap) {
+          const most = await maxPrice(input.request)
+          if (announcedCapBelow(cap, most, asset)) return respondWithError(capBelow(most, cap.amount), most, asset, true)
         }
         const stream = await receiver.open({ payment: parsed.headers })
         const meter = new Meter(stream, {

@@ -5,7 +5,7 @@ import { ErrorCodes } from './errors/codes.ts'
 import { createPriceResolver, type PriceSpec } from './price.ts'
 import type { PaymentReceiver } from './receiver.ts'
 import { paymentRequirements, type PaymentRequiredBody } from './requirements.ts'
-import { Headers, parsePaymentHeaders, type HeaderSource } from './wire.ts'
+import { Headers, announcedCapBelow, parsePaymentHeaders, type HeaderSource } from './wire.ts'
 
 /** What a paid request paid, as the handler sees it (`res.locals.payment`, `ctx.state.payment`). */
 export interface PaymentReceipt {
@@ -97,6 +97,10 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
       }
       const { requestId } = parsed.headers
       if (amount === 0n) return proceed({ requestId, price: 0n, paid: 0n, asset }, () => {})
+      // The payer announced a cap below the price: refuse now, without opening a socket.
+      if (announcedCapBelow(parsed.headers.maxSpend, amount, asset)) {
+        return respondWithError(capBelow(amount, parsed.headers.maxSpend?.amount ?? 0n), amount, asset)
+      }
       try {
         const collection = await receiver.collect({
           payment: parsed.headers,
@@ -119,6 +123,15 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
       }
     },
   }
+}
+
+/** @internal The 402 for a price above a cap the payer announced. */
+export function capBelow(price: bigint, cap: bigint): CogpayError {
+  return new CogpayError(
+    ErrorCodes.CAP_TOO_LOW,
+    `the payer's announced cap is below the price: price=${price} maxSpend=${cap}`,
+    { status: 402 },
+  )
 }
 
 function fail(error: unknown): PaywallOutcome {

@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer'
 import { isIlpAddress, MAX_ADDRESS_LENGTH } from './address.ts'
+import { isAssetScale, parseAmount, type Asset } from './amount.ts'
 import { CogpayError } from './errors/cogpay-error.ts'
 import { ErrorCodes, type ErrorCode } from './errors/codes.ts'
 
@@ -20,6 +21,12 @@ export const Headers = {
   secret: 'Cogpay-Secret',
   /** Request: an id for this request; the server names it on the payment stream. Echoed back. */
   requestId: 'Cogpay-Request-Id',
+  /**
+   * Request, optional: the payer's cap for this request, `<amount> <assetCode> <assetScale>`.
+   * Sent only when the client opts in (it tells the server the budget). A server whose price, or a
+   * metered route's `maxPrice`, is above it in the same asset refuses before opening a socket.
+   */
+  maxSpend: 'Cogpay-Max-Spend',
   /** Response: the price asked for this request, in the server's asset. */
   price: 'Cogpay-Price',
   /** Response: what the server received for this request, in the server's asset. */
@@ -53,6 +60,14 @@ export interface PaymentHeaders {
   readonly address: string
   readonly secret: Buffer
   readonly requestId: string
+  /** The payer's announced cap, when it chose to send `Cogpay-Max-Spend`. */
+  readonly maxSpend?: AnnouncedCap
+}
+
+/** A cap announced in `Cogpay-Max-Spend`, in the payer's asset. */
+export interface AnnouncedCap {
+  readonly amount: bigint
+  readonly asset: Asset
 }
 
 /** Reads a request header by lower-case name; arrays are repeated headers. */
@@ -132,7 +147,38 @@ export function parsePaymentHeaders(get: HeaderSource): ParsedPaymentHeaders {
       `${Headers.requestId} must be 16 to 64 characters of A-Z a-z 0-9 _ -`,
     )
   }
-  return { type: 'valid', headers: { address, secret: secretBytes, requestId } }
+  const cap = get(Headers.maxSpend.toLowerCase())
+  if (cap === undefined || (typeof cap !== 'string' && cap.length === 0)) {
+    return { type: 'valid', headers: { address, secret: secretBytes, requestId } }
+  }
+  const maxSpend = parseAnnouncedCap(typeof cap === 'string' ? [cap] : cap)
+  if (!maxSpend) {
+    return invalid(
+      ErrorCodes.INVALID_MAX_SPEND,
+      `${Headers.maxSpend} must be sent once as "<amount> <assetCode> <assetScale>", e.g. "5000 XRP 9"`,
+    )
+  }
+  return { type: 'valid', headers: { address, secret: secretBytes, requestId, maxSpend } }
+}
+
+const ANNOUNCED_CAP = /^(0|[1-9][0-9]{0,19}) ([A-Za-z0-9]{1,12}) ([0-9]{1,3})$/
+
+function parseAnnouncedCap(values: readonly string[]): AnnouncedCap | undefined {
+  if (values.length !== 1) return undefined
+  const match = ANNOUNCED_CAP.exec((values[0] ?? '').trim())
+  if (!match) return undefined
+  const scale = Number(match[3])
+  if (!isAssetScale(scale)) return undefined
+  try {
+    return { amount: parseAmount(match[1]), asset: { code: match[2] ?? '', scale } }
+  } catch {
+    return undefined
+  }
+}
+
+/** True when an announced cap is in `asset` and below `price`: the payer will not pay it. */
+export function announcedCapBelow(cap: AnnouncedCap | undefined, price: bigint, asset: Asset): boolean {
+  return cap !== undefined && cap.asset.code === asset.code && cap.asset.scale === asset.scale && cap.amount < price
 }
 
 /** Decodes a secret strictly: base64 or base64url that round-trips to exactly 32 bytes. */
@@ -149,10 +195,13 @@ function decodeSecret(text: string): Buffer | undefined {
 
 /** Writes the request headers a payer sends. */
 export function paymentRequestHeaders(payment: PaymentHeaders): Record<string, string> {
-  return {
+  const headers: Record<string, string> = {
     [Headers.scheme]: SCHEME,
     [Headers.address]: payment.address,
     [Headers.secret]: payment.secret.toString('base64url'),
     [Headers.requestId]: payment.requestId,
   }
+  const cap = payment.maxSpend
+  if (cap) headers[Headers.maxSpend] = `${cap.amount} ${cap.asset.code} ${cap.asset.scale}`
+  return headers
 }

@@ -103,7 +103,7 @@ describe('parsePaymentHeaders: valid requests', () => {
       return source(raw)(name)
     }
     expectValid(parsePaymentHeaders(get))
-    expect(asked.sort()).toEqual(['cogpay-address', 'cogpay-request-id', 'cogpay-scheme', 'cogpay-secret'])
+    expect(asked.sort()).toEqual(['cogpay-address', 'cogpay-max-spend', 'cogpay-request-id', 'cogpay-scheme', 'cogpay-secret'])
   })
 
   it('trims surrounding whitespace', () => {

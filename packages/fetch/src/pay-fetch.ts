@@ -27,6 +27,11 @@ export type PayFetchOptions = {
   settleTimeoutMs?: number
   /** Hooks, each an array of functions taking one state object (fields may be added later). */
   hooks?: PayFetchHooks
+  /**
+   * Send each request's cap to the server (`Cogpay-Max-Spend`), so one whose price (or metered
+   * `maxPrice`) is higher refuses before any socket or work. Default `false`: the cap is private.
+   */
+  announceMaxSpend?: boolean
 } & (
   | {
       /** The payer (its STREAM server and uplink). Share one across clients to share a socket per server. */
@@ -82,6 +87,7 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
     const url = new URL(input)
     const onSpend = options.hooks?.onSpend ?? []
     const pending = await payer.expect(url.origin, maxSpend, {
+      announceMaxSpend: options.announceMaxSpend ?? false,
       onSpend: (spent) => {
         for (const hook of onSpend) hook({ spent, maxSpend, url: url.href })
       },

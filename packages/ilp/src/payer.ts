@@ -73,6 +73,11 @@ export interface PendingPayment {
 export interface ExpectOptions {
   /** Called after every payment packet of this request with the running total. */
   onSpend?: (spent: bigint) => void
+  /**
+   * Tell the server this request's cap (`Cogpay-Max-Spend`), so a server whose price is higher
+   * refuses before opening a socket. Off by default: it also tells the server your budget.
+   */
+  announceMaxSpend?: boolean
 }
 
 /** Events of a {@link Payer}. */
@@ -245,7 +250,13 @@ export class Payer extends EventEmitter<PayerEvents> {
     if (maxSpend < 0n) throw new CogpayError(ErrorCodes.INVALID_AMOUNT, `maxSpend must be >= 0, got ${maxSpend}`)
     const credentials = await this.#credentialsFor(origin)
     const requestId = randomBytes(16).toString('base64url')
-    const headers = { address: credentials.address, secret: credentials.secret, requestId }
+    const asset = this.#asset
+    const headers: PaymentHeaders = {
+      address: credentials.address,
+      secret: credentials.secret,
+      requestId,
+      ...(options.announceMaxSpend && asset ? { maxSpend: { amount: maxSpend, asset } } : {}),
+    }
     const pending = new Pending(
       requestId,
       origin,

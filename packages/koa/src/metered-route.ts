@@ -1,5 +1,5 @@
 import type { Context, Middleware, Next } from 'koa'
-import { beforeHeaders, createMetering, type AmountLike, type PaymentReceiver } from '@cogpay/core'
+import { beforeHeaders, createMetering, type AmountLike, type PaymentReceiver, type PriceSpec } from '@cogpay/core'
 import { defaultPaymentServer } from '@cogpay/ilp'
 
 /** Options for {@link meteredRoute}. */
@@ -14,6 +14,11 @@ export interface MeteredRouteOptions {
   ahead?: AmountLike
   /** A charge not paid within this long stops the meter (`COGPAY_PAYMENT_STALLED`). Default `10000` ms. */
   stallTimeoutMs?: number
+  /**
+   * The most the work may cost, if known (an amount, or a function of the request). A payer that
+   * announced a lower cap (`Cogpay-Max-Spend`, same asset) gets a 402 before any work starts.
+   */
+  maxPrice?: PriceSpec<Context>
 }
 
 /**
@@ -27,6 +32,7 @@ export function meteredRoute(options: MeteredRouteOptions = {}): Middleware {
     receiver: options.receiver ?? defaultPaymentServer(),
     ...(options.ahead === undefined ? {} : { ahead: options.ahead }),
     ...(options.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: options.stallTimeoutMs }),
+    ...(options.maxPrice === undefined ? {} : { maxPrice: options.maxPrice }),
   })
 
   return async function meteredRoute(ctx: Context, next: Next): Promise<void> {

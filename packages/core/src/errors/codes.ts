@@ -19,6 +19,8 @@ export const ErrorCodes = {
   INVALID_SECRET: 'COGPAY_INVALID_SECRET',
   /** 400: `Cogpay-Request-Id` is not 16 to 64 characters of `[A-Za-z0-9_-]`. */
   INVALID_REQUEST_ID: 'COGPAY_INVALID_REQUEST_ID',
+  /** 400: `Cogpay-Max-Spend` is not `<amount> <assetCode> <assetScale>`. */
+  INVALID_MAX_SPEND: 'COGPAY_INVALID_MAX_SPEND',
   /** 402: the payer's cap is below the price: it refused, or stopped at its cap. */
   CAP_TOO_LOW: 'COGPAY_CAP_TOO_LOW',
   /** 402: the payer refused this request: it has no request in flight with this id. */
