@@ -61,7 +61,11 @@ describe('cogpay CLI', () => {
     ])
     expect(code).toBe(0)
     const lines = stderr.split('\n').filter((line) => line.startsWith('cogpay: spent '))
-    expect(lines).toEqual([7, 14, 21, 28, 35].map((n) => `cogpay: spent ${n} of 100`))
+    const reports = lines.map((line) => /^cogpay: spent (\d+) of 100; server asks (\d+)$/.exec(line))
+    expect(reports.map((r) => Number(r?.[1]))).toEqual([7, 14, 21, 28, 35])
+    // The server's progress: what it asks is what it charged, at most one chunk ahead of the spend.
+    for (const r of reports) expect(Number(r?.[2]) - Number(r?.[1])).toBeGreaterThanOrEqual(0)
+    for (const r of reports) expect(Number(r?.[2]) - Number(r?.[1])).toBeLessThanOrEqual(7)
     expect(stderr).toContain('spent 35 of max 100')
     expect((await readFile(out, 'utf8')).trim().split('\n')).toHaveLength(5)
   })

@@ -64,6 +64,12 @@ describe.each(frameworks)('$name metered route on the real testnet', ({ start, c
     // Money moved as the work proceeded: one spend report per step, each a running total.
     expect(seen.map((s) => s.spent)).toEqual(Array.from({ length: 12 }, (_, i) => BigInt(i + 1) * STEP_PRICE))
     expect(seen.every((s) => s.maxSpend === 1000n && s.url.endsWith(compute(12)))).toBe(true)
+    // With ahead = 0 the server asks for what it has charged: the step just paid, or already the
+    // next one (its raise can reach the payer before the last fulfill does). Never more.
+    for (const s of seen) {
+      expect(s.asked).toBeGreaterThanOrEqual(s.spent)
+      expect(s.asked - s.spent).toBeLessThanOrEqual(STEP_PRICE)
+    }
     // The server counts the stream when it closes, just after the response.
     await expect.poll(() => net.receiver.received - receivedBefore, { timeout: 2000 }).toBe(12n * STEP_PRICE)
   })

@@ -67,18 +67,18 @@ async function fetchCommand(args: string[]): Promise<number> {
   const bar = process.stderr.isTTY
     ? new SingleBar({
         stream: process.stderr,
-        format: 'cogpay {bar} {spent}/{max} spent',
+        format: 'cogpay {bar} {spent}/{max} spent, server asks {asked}',
         hideCursor: true,
         clearOnComplete: false,
       })
     : undefined
-  bar?.start(Number(maxSpend), 0, { spent: '0', max: maxSpend.toString() })
+  bar?.start(Number(maxSpend), 0, { spent: '0', max: maxSpend.toString(), asked: '0' })
   const hooks = {
     onSpend: [
-      ({ spent }: { spent: bigint }) => {
-        // The bar draws with numbers; the label shows the exact bigint.
-        bar?.update(Number(spent), { spent: spent.toString(), max: maxSpend.toString() })
-        if (values.progress) process.stderr.write(`cogpay: spent ${spent} of ${maxSpend}\n`)
+      ({ spent, asked }: { spent: bigint; asked: bigint }) => {
+        // The bar draws with numbers; the labels show the exact bigints.
+        bar?.update(Number(spent), { spent: spent.toString(), max: maxSpend.toString(), asked: asked.toString() })
+        if (values.progress) process.stderr.write(`cogpay: spent ${spent} of ${maxSpend}; server asks ${asked}\n`)
       },
     ],
   }

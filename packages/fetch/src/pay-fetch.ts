@@ -51,6 +51,8 @@ export interface SpendState {
   readonly spent: bigint
   readonly maxSpend: bigint
   readonly url: string
+  /** What the server asks for in total so far, in its own units: its progress on metered work. */
+  readonly asked: bigint
 }
 
 /** Hooks of {@link createPayFetch}. */
@@ -88,8 +90,8 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
     const onSpend = options.hooks?.onSpend ?? []
     const pending = await payer.expect(url.origin, maxSpend, {
       announceMaxSpend: options.announceMaxSpend ?? false,
-      onSpend: (spent) => {
-        for (const hook of onSpend) hook({ spent, maxSpend, url: url.href })
+      onSpend: (spent, asked) => {
+        for (const hook of onSpend) hook({ spent, maxSpend, url: url.href, asked })
       },
     })
     const headers = new Headers(requestInit.headers)

@@ -71,8 +71,11 @@ export interface PendingPayment {
 
 /** Options of {@link Payer.expect}. */
 export interface ExpectOptions {
-  /** Called after every payment packet of this request with the running total. */
-  onSpend?: (spent: bigint) => void
+  /**
+   * Called after every payment packet of this request with the running total, and what the server
+   * asks for in total so far on the stream (its progress, in the server's units).
+   */
+  onSpend?: (spent: bigint, asked: bigint) => void
   /**
    * Tell the server this request's cap (`Cogpay-Max-Spend`), so a server whose price is higher
    * refuses before opening a socket. Off by default: it also tells the server your budget.
@@ -110,7 +113,7 @@ class Pending implements PendingPayment {
     readonly maxSpend: bigint,
     readonly headers: PaymentHeaders,
     readonly release: (pending: Pending) => void,
-    readonly onSpend: ((spent: bigint) => void) | undefined,
+    readonly onSpend: ((spent: bigint, asked: bigint) => void) | undefined,
   ) {}
 
   /** Called with each line the server writes after its hello. */
@@ -394,7 +397,7 @@ export class Payer extends EventEmitter<PayerEvents> {
         maxSpend: pending.maxSpend,
       })
       try {
-        pending.onSpend?.(pending.spent)
+        pending.onSpend?.(pending.spent, BigInt(stream._remoteReceiveMax.toString()))
       } catch {
         // a caller's hook must not break payment accounting
       }
