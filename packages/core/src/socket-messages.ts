@@ -41,17 +41,22 @@ export function encodeHello(hello: StreamHello): Buffer {
   return Buffer.from(`${JSON.stringify(json)}\n`)
 }
 
-/** Parses a hello line (without its newline). Returns `undefined` for anything malformed. */
-export function decodeHello(line: Buffer | string): StreamHello | undefined {
-  if (line.length >= MAX_HELLO_BYTES) return undefined
-  let value: unknown
+/** Parses one line of stream data as a JSON object, within the size limit; `undefined` otherwise. */
+function parseLine(line: Buffer | string): Record<string, unknown> | undefined {
+  if (Buffer.byteLength(line) >= MAX_HELLO_BYTES) return undefined
   try {
-    value = JSON.parse(line.toString())
+    const value: unknown = JSON.parse(line.toString())
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
   } catch {
     return undefined
   }
-  if (typeof value !== 'object' || value === null) return undefined
-  const { v, requestId, amount } = value as Record<string, unknown>
+}
+
+/** Parses a hello line (without its newline). Returns `undefined` for anything malformed. */
+export function decodeHello(line: Buffer | string): StreamHello | undefined {
+  const value = parseLine(line)
+  if (!value) return undefined
+  const { v, requestId, amount } = value
   if (v !== 1 || typeof requestId !== 'string' || requestId.length > 64) return undefined
   if (amount === undefined) return { v: 1, requestId }
   try {
@@ -85,15 +90,9 @@ export function encodeFinal(final: StreamFinal): Buffer {
 
 /** Parses a final message line. Returns `undefined` for anything else. */
 export function decodeFinal(line: Buffer | string): StreamFinal | undefined {
-  if (line.length >= MAX_HELLO_BYTES) return undefined
-  let value: unknown
-  try {
-    value = JSON.parse(line.toString())
-  } catch {
-    return undefined
-  }
-  if (typeof value !== 'object' || value === null) return undefined
-  const { v, final, code, charged, paid } = value as Record<string, unknown>
+  const value = parseLine(line)
+  if (!value) return undefined
+  const { v, final, code, charged, paid } = value
   if (v !== 1 || (final !== 'complete' && final !== 'stopped')) return undefined
   if (code !== undefined && (typeof code !== 'string' || code.length > 64)) return undefined
   try {
