@@ -128,20 +128,11 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
 
   async open(request: OpenRequest): Promise<PaymentStream> {
     const paying = await this.#openStream(request.payment)
-    const close = paying.close.bind(paying)
-    let counted = false
-    // Count what a metered stream received when it ends, however it ends.
-    const count = () => {
-      if (counted) return
-      counted = true
-      this.received += paying.received
+    // Count what a metered stream received once it has closed, however it closed.
+    void paying.closed.then((received) => {
+      this.received += received
       this.paymentsCollected++
-    }
-    paying.stream.once('close', count)
-    paying.close = (final) => {
-      close(final)
-      count()
-    }
+    })
     return paying
   }
 

@@ -172,6 +172,8 @@ export class SocketFullError extends CogpayError {
  */
 export class SocketStream implements PaymentStream {
   readonly stopped: Promise<CogpayError>
+  /** Resolves with the total received once the stream has closed, however it closed. */
+  readonly closed: Promise<bigint>
   #closedByUs = false
   #asked = 0n
 
@@ -179,6 +181,7 @@ export class SocketStream implements PaymentStream {
     readonly stream: DataAndMoneyStream,
     readonly asset: Asset,
   ) {
+    this.closed = new Promise((resolve) => stream.once('close', () => resolve(this.received)))
     this.stopped = new Promise<CogpayError>((resolve) => {
       let said = ''
       // The owner (collect, or a Meter with its final message) closes the stream on this.
