@@ -32,6 +32,8 @@ export const CloseReasons = {
   badHello: 'COGPAY_BAD_HELLO',
   /** The client aborted the request: this stream pays no more. */
   aborted: 'COGPAY_ABORTED',
+  /** The payer revoked its authorization for this host: no stream to it pays any more. */
+  revoked: 'COGPAY_REVOKED',
 } as const
 
 /** Serialises a hello: one line of JSON, newline-terminated. */

@@ -10,3 +10,4 @@ export {
   type PaymentServerEvents,
 } from './payment-server.ts'
 export { Payer, createPayer, type PayerOptions, type PayerEvents, type PendingPayment, type ExpectOptions } from './payer.ts'
+export { Budget, type BudgetView, type Reservation } from './budget.ts'

@@ -17,6 +17,7 @@ import {
 import type { IlpPlugin } from './plugin.ts'
 import { DEFAULT_UPLINK, createPlugin, parseUplinkUri } from './uplink-uri.ts'
 import { withTimeout } from './timeout.ts'
+import { Budget, type BudgetView, type Reservation } from './budget.ts'
 
 const require = createRequire(import.meta.url)
 const { createServer } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -53,6 +54,8 @@ export interface PendingPayment {
   readonly spent: bigint
   /** True once the payer refused or stopped because the server wanted more than `maxSpend`. */
   readonly capReached: boolean
+  /** True once the host's budget was revoked while this request was under way. */
+  readonly revoked: boolean
   /** The payment headers to send with the request. */
   readonly headers: PaymentHeaders
   /**
@@ -102,6 +105,9 @@ interface Origin {
 class Pending implements PendingPayment {
   spent = 0n
   capReached = false
+  revoked = false
+  /** Its share of the host's budget, when the host has one (set when its stream is matched). */
+  reservation: Reservation | undefined
   stream: DataAndMoneyStream | undefined
   finished = false
   final: StreamFinal | undefined
@@ -146,6 +152,7 @@ class Pending implements PendingPayment {
     if (!this.finished) {
       this.finished = true
       if (this.stream) refuseStream(this.stream, CloseReasons.aborted)
+      this.reservation?.release()
       this.release(this)
     }
     return this.spent
@@ -155,8 +162,9 @@ class Pending implements PendingPayment {
     if (this.finished) return this.spent
     this.finished = true
     const stream = this.stream
-    if (stream && !this.capReached) await settled(stream, settleTimeoutMs)
+    if (stream && !this.capReached && !this.revoked) await settled(stream, settleTimeoutMs)
     if (stream && !stream.destroyed) stopPaying(stream)
+    this.reservation?.release()
     this.release(this)
     return this.spent
   }
@@ -182,6 +190,7 @@ export class Payer extends EventEmitter<PayerEvents> {
   #originsByName = new Map<string, string>()
   #pending = new Map<string, Pending>()
   #capChecks = new Map<Connection, Set<() => void>>()
+  #budgets = new Map<string, Budget>()
   #asset: Asset | undefined
 
   constructor(options: PayerOptions = {}) {
@@ -354,6 +363,14 @@ export class Payer extends EventEmitter<PayerEvents> {
 
   #pay(pending: Pending, connection: Connection, stream: DataAndMoneyStream, asked: bigint | undefined): void {
     pending.stream = stream
+    // With a host budget, this request may pay at most its own cap and what the budget has left.
+    const budget = this.#budgets.get(pending.origin)
+    if (budget?.revoked) {
+      pending.revoked = true
+      return refuseStream(stream, CloseReasons.revoked)
+    }
+    pending.reservation = budget?.reserve(pending.maxSpend)
+    const limit = pending.reservation?.limit ?? pending.maxSpend
     const sameAsset =
       connection.destinationAssetCode === this.#asset?.code && connection.destinationAssetScale === this.#asset?.scale
     const stopAtCap = (spent: bigint) => {
@@ -369,7 +386,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       refuseStream(stream, CloseReasons.capTooLow)
     }
     // A fixed price in our own asset above the cap: refuse before paying anything.
-    if (asked !== undefined && sameAsset && asked > pending.maxSpend) return stopAtCap(0n)
+    if (asked !== undefined && sameAsset && asked > limit) return stopAtCap(0n)
     // Same asset code and scale: the rate is 1, so skip STREAM's 5-packet rate probe before the
     // first payment (about 4 ms on a cold socket). The cap stays in our own units either way.
     const rated = connection as unknown as { exchangeRate?: unknown }
@@ -377,8 +394,8 @@ export class Payer extends EventEmitter<PayerEvents> {
     // At the cap while the server still asks for more: say so now, so it answers 402 (or stops its
     // meter) at once instead of waiting for its payment timeout.
     const checkCap = () => {
-      if (pending.capReached || stream.destroyed) return
-      if (pending.spent >= pending.maxSpend && stream._remoteReceiveMax.greaterThan(stream._remoteReceived)) {
+      if (pending.capReached || pending.revoked || stream.destroyed) return
+      if (pending.spent >= limit && stream._remoteReceiveMax.greaterThan(stream._remoteReceived)) {
         stopAtCap(pending.spent)
       }
     }
@@ -388,6 +405,7 @@ export class Payer extends EventEmitter<PayerEvents> {
     stream.on('outgoing_money', (amount: string) => {
       const value = BigInt(amount)
       pending.spent += value
+      pending.reservation?.spend(value)
       this.spent += value
       this.emit('spend', {
         requestId: pending.requestId,
@@ -404,7 +422,59 @@ export class Payer extends EventEmitter<PayerEvents> {
       checkCap()
     })
     // STREAM enforces sendMax in the sender's own units: this is the cap, whatever the server asks.
-    stream.setSendMax(pending.maxSpend.toString())
+    stream.setSendMax(limit.toString())
+  }
+
+  /**
+   * Gives a host (an origin such as `https://api.example`) a budget shared by all requests to it:
+   * together they pay at most `total`, each still at most its own `maxSpend`. Replaces any budget
+   * the host had (what it spent so far still counts against the new total).
+   */
+  authorize(origin: string, options: { total: bigint }): BudgetView {
+    const key = originOf(origin)
+    if (options.total < 0n) throw new CogpayError(ErrorCodes.INVALID_AMOUNT, `total must be >= 0, got ${options.total}`)
+    const budget = this.#budgets.get(key) ?? new Budget(key, options.total)
+    budget.total = options.total
+    budget.revoked = false
+    this.#budgets.set(key, budget)
+    return budget.view()
+  }
+
+  /** Raises a host's budget by `amount`. */
+  topUp(origin: string, amount: bigint): BudgetView {
+    const budget = this.#budget(origin)
+    if (amount < 0n) throw new CogpayError(ErrorCodes.INVALID_AMOUNT, `top-up must be >= 0, got ${amount}`)
+    budget.total += amount
+    return budget.view()
+  }
+
+  /**
+   * Revokes a host's budget: every request to it stops paying at once (the server hears
+   * `COGPAY_REVOKED`), and new ones pay nothing until `authorize` is called again.
+   */
+  revoke(origin: string): BudgetView {
+    const budget = this.#budget(origin)
+    budget.revoked = true
+    for (const pending of this.#pending.values()) {
+      if (pending.origin === budget.origin && pending.stream && !pending.capReached && !pending.revoked) {
+        pending.revoked = true
+        refuseStream(pending.stream, CloseReasons.revoked)
+      }
+    }
+    return budget.view()
+  }
+
+  /** Every host budget: what it may pay, has paid, holds for requests under way, and has left. */
+  budgets(): BudgetView[] {
+    return [...this.#budgets.values()].map((budget) => budget.view())
+  }
+
+  #budget(origin: string): Budget {
+    const budget = this.#budgets.get(originOf(origin))
+    if (!budget) {
+      throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `no budget for ${originOf(origin)}; call authorize() first`)
+    }
+    return budget
   }
 
   /** Stops the STREAM server and disconnects the uplink. Requests under way stop paying. */
@@ -444,6 +514,15 @@ function closeAfterGrace(stream: DataAndMoneyStream): void {
   const timer = setTimeout(() => stream.destroy(), SERVER_CLOSE_GRACE_MS)
   timer.unref()
   stream.once('close', () => clearTimeout(timer))
+}
+
+/** The origin of a URL (`https://host:port`), as budgets and credentials are keyed. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin
+  } catch (cause) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `${JSON.stringify(url)} is not a URL or origin`, { cause })
+  }
 }
 
 /** Hands each later line of stream data to `onLine`; drops lines past MAX_HELLO_BYTES, and stops after 16. */

@@ -263,6 +263,11 @@ function refusal(reason: string, received: bigint, asked: bigint): CogpayError {
   if (reason.includes(CloseReasons.capTooLow)) {
     return new CogpayError(ErrorCodes.CAP_TOO_LOW, `the payer's cap is below what is asked: ${numbers}`, { status: 402 })
   }
+  if (reason.includes(CloseReasons.revoked)) {
+    return new CogpayError(ErrorCodes.AUTHORIZATION_REVOKED, `the payer revoked its authorization: ${numbers}`, {
+      status: 402,
+    })
+  }
   if (reason.includes(CloseReasons.aborted)) {
     return new CogpayError(ErrorCodes.CLIENT_ABORTED, `the client aborted the request: ${numbers}`, { status: 499 })
   }

@@ -29,6 +29,8 @@ export const ErrorCodes = {
   PAYMENT_TIMEOUT: 'COGPAY_PAYMENT_TIMEOUT',
   /** Metered: the client went away, or its payer aborted the request. */
   CLIENT_ABORTED: 'COGPAY_CLIENT_ABORTED',
+  /** 402 / meter: the payer revoked its authorization for this host; it pays no more. */
+  AUTHORIZATION_REVOKED: 'COGPAY_AUTHORIZATION_REVOKED',
   /** Metered: a charge was not paid within the stall timeout. */
   PAYMENT_STALLED: 'COGPAY_PAYMENT_STALLED',
   /** 502: the server could not open a payment socket to the payer's address. */
