@@ -1,15 +1,9 @@
 import type { Context, Middleware, Next } from 'koa'
-import { createPaywall, type PaymentReceiver, type PriceSpec } from '@cogpay/core'
+import { clientGone, createPaywall, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
 import { defaultPaymentServer } from '@cogpay/ilp'
+import { respond } from './respond.ts'
 
-/** Options for {@link paidRoute}. */
-export interface PaidRouteOptions {
-  /**
-   * Where payments are collected. Default: the process-wide payment server on the uplink
-   * `COGPAY_UPLINK` (or `btp+ws://127.0.0.1:7768`), from `@cogpay/ilp`.
-   */
-  receiver?: PaymentReceiver
-}
+export type { PaidRouteOptions }
 
 /**
  * Koa middleware that charges `price` for every request it sees, in the server's asset. The
@@ -24,28 +18,13 @@ export function paidRoute(price: PriceSpec<Context>, options: PaidRouteOptions =
   const paywall = createPaywall<Context>(price, { receiver: options.receiver ?? defaultPaymentServer() })
 
   return async function paidRoute(ctx: Context, next: Next): Promise<void> {
-    const aborted = new AbortController()
-    const onClose = () => {
-      if (!ctx.res.writableFinished) aborted.abort()
-    }
-    ctx.res.once('close', onClose)
-    let outcome
-    try {
-      outcome = await paywall.handle({
-        headers: (name) => ctx.req.headersDistinct[name],
-        request: ctx,
-        signal: aborted.signal,
-      })
-    } finally {
-      ctx.res.removeListener('close', onClose)
-    }
+    const outcome = await paywall.handle({
+      headers: (name) => ctx.req.headersDistinct[name],
+      request: ctx,
+      signal: clientGone(ctx.res),
+    })
     if (outcome.type === 'fail') throw outcome.error
-    if (outcome.type === 'respond') {
-      ctx.status = outcome.status
-      ctx.set(outcome.headers)
-      ctx.body = outcome.body
-      return
-    }
+    if (outcome.type === 'respond') return respond(ctx, outcome)
     ctx.set(outcome.headers)
     ctx.state.payment = outcome.receipt
     ctx.res.once('close', outcome.finish)

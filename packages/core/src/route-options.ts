@@ -1,0 +1,29 @@
+import type { AmountLike } from './amount.ts'
+import type { PriceSpec } from './price.ts'
+import type { PaymentReceiver } from './receiver.ts'
+
+/** Options of `paidRoute`, for Express and Koa alike. */
+export interface PaidRouteOptions {
+  /**
+   * Where payments are collected. Default: the process-wide payment server on the uplink
+   * `COGPAY_UPLINK` (or `btp+ws://127.0.0.1:7768`), from `@cogpay/ilp`.
+   */
+  receiver?: PaymentReceiver
+}
+
+/** Options of `meteredRoute`, for Express and Koa alike; `Req` is the framework's request. */
+export interface MeteredRouteOptions<Req> extends PaidRouteOptions {
+  /**
+   * Prepay window in the server's units: the meter asks up to this much beyond what is charged,
+   * so work need not wait on the payer at each step (the payer then risks up to this much for work
+   * not yet done). Default `0n`: each charge is paid before `charge()` resolves.
+   */
+  ahead?: AmountLike
+  /** A charge not paid within this long stops the meter (`COGPAY_PAYMENT_STALLED`). Default `10000` ms. */
+  stallTimeoutMs?: number
+  /**
+   * The most the work may cost, if known (an amount, or a function of the request). A payer that
+   * announced a lower cap (`Cogpay-Max-Spend`, same asset) gets a 402 before any work starts.
+   */
+  maxPrice?: PriceSpec<Req>
+}
