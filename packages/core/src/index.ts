@@ -35,6 +35,11 @@ export {
   CloseReasons,
   MAX_HELLO_BYTES,
   type StreamHello,
+  type LeaseTerms,
+  type LeaseReport,
+  encodeLeaseReport,
+  decodeLeaseReport,
+  PING_LINE,
 } from './socket-messages.ts'
 export { createPriceResolver, type PriceSpec, type PriceResolver } from './price.ts'
 export type { PaymentReceiver, CollectRequest, Collection } from './receiver.ts'
@@ -53,3 +58,20 @@ export { createMetering, type Metering, type MeteringOptions, type MeteringOutco
 export { beforeHeaders } from './before-headers.ts'
 export { clientGone } from './client-gone.ts'
 export type { PaidRouteOptions, MeteredRouteOptions } from './route-options.ts'
+export {
+  LeaseHost,
+  Lease,
+  leaseTerms,
+  type LeaseHostOptions,
+  type LeaseOptions,
+  type LeaseHostEvents,
+} from './lease.ts'
+export {
+  MemoryLeaseStore,
+  FileLeaseStore,
+  type LeaseStore,
+  type LeaseRecord,
+  type LeaseStatus,
+} from './lease-store.ts'
+export { createLeasing, type Leasing, type LeasingOutcome, type LeaseRouteOptions } from './leasing.ts'
+export type { LeaseReceiver, LeaseStream, OpenLeaseRequest } from './receiver.ts'

@@ -165,10 +165,11 @@ export function respondWithError(
   amount?: bigint,
   asset?: Asset,
   metered = false,
+  intervalMs?: number,
 ): Extract<PaywallOutcome, { type: 'respond' }> {
   const body: PaymentRequiredBody =
     amount !== undefined && asset
-      ? { ...error.toJSON(), accepts: [paymentRequirements(amount, asset, metered)] }
+      ? { ...error.toJSON(), accepts: [paymentRequirements(amount, asset, metered, intervalMs)] }
       : error.toJSON()
   return {
     type: 'respond',

@@ -1,7 +1,7 @@
 import type { Asset } from './amount.ts'
 import type { PaymentHeaders } from './wire.ts'
 import type { CogpayError } from './errors/cogpay-error.ts'
-import type { StreamFinal } from './socket-messages.ts'
+import type { LeaseReport, LeaseTerms, StreamFinal } from './socket-messages.ts'
 
 /**
  * The payment side of a server, as the paywall sees it. `@cogpay/ilp` implements it over STREAM;
@@ -66,4 +66,35 @@ export interface Collection {
   readonly asset: Asset
   /** Ends the payment stream. Call it when the response is done. Idempotent. */
   close(): void
+}
+
+/**
+ * The payment side of a host that leases: opens a lease's stream to the payer. `@cogpay/ilp`'s
+ * `PaymentServer` implements it.
+ */
+export interface LeaseReceiver {
+  asset(): Promise<Asset>
+  /** Opens a stream to the payer and writes the lease's hello on it. Rejects like `open`. */
+  openLease(request: OpenLeaseRequest): Promise<LeaseStream>
+}
+
+/** A lease's stream to open. */
+export interface OpenLeaseRequest {
+  readonly payment: PaymentHeaders
+  readonly lease: LeaseTerms
+}
+
+/** A lease's payment stream, the host's side: a `PaymentStream` that also hears the payer and keeps alive. */
+export interface LeaseStream extends PaymentStream {
+  /**
+   * Resolves with the payer's report (what the host acknowledged receiving on this lease so far,
+   * over all its streams), or `undefined` if the payer sent none before the stream stopped.
+   */
+  readonly report: Promise<LeaseReport | undefined>
+  /** When the payer itself last answered a packet on this stream's socket (epoch ms). */
+  readonly lastAnswerAt: number
+  /** Sends a keep-alive line, so a payer that is gone shows as unanswered. */
+  ping(): void
+  /** Drops the stream and its socket without sending anything more (the payer is gone). */
+  destroy(): void
 }

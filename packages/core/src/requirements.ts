@@ -17,6 +17,11 @@ export interface PaymentRequirements {
    * `amount` is `"0"` (nothing is known up front).
    */
   readonly metered?: boolean
+  /**
+   * Present for leases: `amount` is pulled at the start of every interval of this many ms while
+   * the resource runs, from a payer that authorized this host to pull over time.
+   */
+  readonly intervalMs?: number
   /** Request headers that carry a payment, with the value of `Cogpay-Scheme`. */
   readonly headers: { readonly scheme: string; readonly names: readonly string[] }
 }
@@ -28,7 +33,12 @@ export interface PaymentRequiredBody {
 }
 
 /** Builds the requirements for a price in an asset. */
-export function paymentRequirements(amount: bigint, asset: Asset, metered = false): PaymentRequirements {
+export function paymentRequirements(
+  amount: bigint,
+  asset: Asset,
+  metered = false,
+  intervalMs?: number,
+): PaymentRequirements {
   return {
     scheme: SCHEME_NAME,
     version: WIRE_VERSION,
@@ -36,6 +46,7 @@ export function paymentRequirements(amount: bigint, asset: Asset, metered = fals
     assetCode: asset.code,
     assetScale: asset.scale,
     ...(metered ? { metered: true } : {}),
+    ...(intervalMs ? { intervalMs } : {}),
     headers: {
       scheme: SCHEME,
       names: [Headers.scheme, Headers.address, Headers.secret, Headers.requestId],
@@ -58,7 +69,8 @@ export function readPaymentRequirements(body: unknown): PaymentRequirements | un
     if (typeof e.assetCode !== 'string' || !isAssetScale(e.assetScale)) continue
     try {
       const amount = parseAmount(e.amount)
-      return paymentRequirements(amount, { code: e.assetCode, scale: e.assetScale }, e.metered === true)
+      const intervalMs = Number.isSafeInteger(e.intervalMs) && (e.intervalMs as number) > 0 ? (e.intervalMs as number) : undefined
+      return paymentRequirements(amount, { code: e.assetCode, scale: e.assetScale }, e.metered === true, intervalMs)
     } catch {
       continue
     }

@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer'
 import { parseAmount } from './amount.ts'
+import { isIlpAddress } from './address.ts'
 
 /**
  * Messages on the payment socket itself (STREAM stream data and close reasons). The server writes
@@ -13,7 +14,67 @@ export interface StreamHello {
   readonly requestId: string
   /** The total the server will ask for on this stream, in its own units, when known up front. */
   readonly amount?: bigint
+  /** Present on a lease's stream: the host will pull `amount` every `intervalMs` on it. */
+  readonly lease?: LeaseTerms
 }
+
+/** A lease's terms, as its stream's hello states them. */
+export interface LeaseTerms {
+  /** The lease, named by the host: 16 to 64 characters of `[A-Za-z0-9_-]`. */
+  readonly id: string
+  /** Pulled at the start of each interval, in the host's units. */
+  readonly amount: bigint
+  readonly intervalMs: number
+  /** True when the host reopens a lease it started earlier (after a restart or a lost socket). */
+  readonly resume?: boolean
+}
+
+/**
+ * The payer's first line on a lease's stream: what the host has acknowledged receiving on this
+ * lease so far, over all its streams, in the host's units. A host that lost its last update (it
+ * crashed after money arrived, before it wrote it down) takes it from here, so it never asks twice
+ * for the same interval.
+ */
+export interface LeaseReport {
+  readonly v: 1
+  readonly lease: string
+  readonly received: bigint
+  /**
+   * Where to resume this lease next time (after a restart): a fresh address and secret (base64url)
+   * for the same payer. A new connection must not land on the payer's end of the old one, which
+   * may still be open, so each stream hands out the credentials for the next.
+   */
+  readonly resume?: { readonly address: string; readonly secret: string }
+}
+
+const LEASE_ID = /^[A-Za-z0-9_-]{16,64}$/
+
+/** Serialises a lease report: one line of JSON. */
+export function encodeLeaseReport(report: LeaseReport): Buffer {
+  const json = { v: 1, lease: report.lease, received: report.received.toString(), ...(report.resume ? { resume: report.resume } : {}) }
+  return Buffer.from(`${JSON.stringify(json)}\n`)
+}
+
+/** Parses a lease report line. Returns `undefined` for anything else. */
+export function decodeLeaseReport(line: Buffer | string): LeaseReport | undefined {
+  const value = parseLine(line)
+  if (!value || value.v !== 1 || typeof value.lease !== 'string' || !LEASE_ID.test(value.lease)) return undefined
+  let resume: LeaseReport['resume']
+  if (value.resume !== undefined) {
+    const { address, secret } = value.resume as { address?: unknown; secret?: unknown }
+    if (typeof address !== 'string' || !isIlpAddress(address) || typeof secret !== 'string') return undefined
+    if (Buffer.from(secret, 'base64url').length !== 32) return undefined
+    resume = { address, secret }
+  }
+  try {
+    return { v: 1, lease: value.lease, received: parseAmount(value.received), ...(resume ? { resume } : {}) }
+  } catch {
+    return undefined
+  }
+}
+
+/** A host's keep-alive line on a lease's stream while it has nothing to ask: the payer ignores it. */
+export const PING_LINE = Buffer.from('{"v":1,"ping":1}\n')
 
 /** Longest hello, newline included. A payer closes a stream whose hello is longer. */
 export const MAX_HELLO_BYTES = 512
@@ -34,12 +95,20 @@ export const CloseReasons = {
   aborted: 'COGPAY_ABORTED',
   /** The payer revoked its authorization for this host: no stream to it pays any more. */
   revoked: 'COGPAY_REVOKED',
+  /** A lease's rate is above the payer's rate cap, or the host asked for more than one interval at once. */
+  rateTooHigh: 'COGPAY_RATE_TOO_HIGH',
+  /** The payer has not authorized this host to pull payments over time (no rate cap given), or the lease is unknown. */
+  leaseNotAuthorized: 'COGPAY_LEASE_NOT_AUTHORIZED',
 } as const
 
 /** Serialises a hello: one line of JSON, newline-terminated. */
 export function encodeHello(hello: StreamHello): Buffer {
   const json: Record<string, unknown> = { v: hello.v, requestId: hello.requestId }
   if (hello.amount !== undefined) json.amount = hello.amount.toString()
+  if (hello.lease) {
+    const { id, amount, intervalMs, resume } = hello.lease
+    json.lease = { id, amount: amount.toString(), intervalMs, ...(resume ? { resume: true } : {}) }
+  }
   return Buffer.from(`${JSON.stringify(json)}\n`)
 }
 
@@ -58,14 +127,30 @@ function parseLine(line: Buffer | string): Record<string, unknown> | undefined {
 export function decodeHello(line: Buffer | string): StreamHello | undefined {
   const value = parseLine(line)
   if (!value) return undefined
-  const { v, requestId, amount } = value
+  const { v, requestId, amount, lease } = value
   if (v !== 1 || typeof requestId !== 'string' || requestId.length > 64) return undefined
-  if (amount === undefined) return { v: 1, requestId }
   try {
-    return { v: 1, requestId, amount: parseAmount(amount) }
+    const hello: { v: 1; requestId: string; amount?: bigint; lease?: LeaseTerms } = { v: 1, requestId }
+    if (amount !== undefined) hello.amount = parseAmount(amount)
+    if (lease !== undefined) {
+      const terms = decodeLeaseTerms(lease)
+      if (!terms) return undefined
+      hello.lease = terms
+    }
+    return hello
   } catch {
     return undefined
   }
+}
+
+function decodeLeaseTerms(value: unknown): LeaseTerms | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  const { id, amount, intervalMs, resume } = value as Record<string, unknown>
+  if (typeof id !== 'string' || !LEASE_ID.test(id)) return undefined
+  if (typeof intervalMs !== 'number' || !Number.isSafeInteger(intervalMs) || intervalMs <= 0) return undefined
+  if (resume !== undefined && typeof resume !== 'boolean') return undefined
+  const terms = { id, amount: parseAmount(amount), intervalMs }
+  return resume ? { ...terms, resume } : terms
 }
 
 /**

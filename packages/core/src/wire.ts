@@ -42,6 +42,10 @@ export const Headers = {
   metered: 'Cogpay-Metered',
   /** Response (errors): the error code. */
   error: 'Cogpay-Error',
+  /** Response: the id of the lease this request opened (the host pulls for it until it ends). */
+  lease: 'Cogpay-Lease',
+  /** Response of a lease (and in a 402 body): `Cogpay-Price` is pulled every this many ms. */
+  interval: 'Cogpay-Interval-Ms',
 } as const
 
 /** The longest value accepted for each request header, in characters. */

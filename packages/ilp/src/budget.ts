@@ -10,6 +10,14 @@ export interface BudgetView {
   /** Left for new requests: `total - spent - reserved`, or 0 once revoked. */
   readonly available: bigint
   readonly revoked: boolean
+  /** The host may pull over time (leases) at most `amount` per `intervalMs`, when set. */
+  readonly rate?: RateCap
+}
+
+/** At most `amount` (payer's units) per `intervalMs`. */
+export interface RateCap {
+  readonly amount: bigint
+  readonly intervalMs: number
 }
 
 /** One request's share of a budget: reserved when its stream is matched, released when it ends. */
@@ -30,6 +38,7 @@ export class Budget {
   spent = 0n
   reserved = 0n
   revoked = false
+  rate: RateCap | undefined
 
   constructor(
     readonly origin: string,
@@ -70,6 +79,7 @@ export class Budget {
       reserved: this.reserved,
       available: this.available,
       revoked: this.revoked,
+      ...(this.rate ? { rate: this.rate } : {}),
     }
   }
 }

@@ -10,4 +10,8 @@ export {
   type PaymentServerEvents,
 } from './payment-server.ts'
 export { Payer, createPayer, type PayerOptions, type PayerEvents, type PendingPayment, type ExpectOptions } from './payer.ts'
-export { Budget, type BudgetView, type Reservation } from './budget.ts'
+export type { BudgetView, Reservation } from './budget.ts'
+export { Budget, type RateCap } from './budget.ts'
+export type { LeaseView, PayerLeaseStatus } from './payer-lease.ts'
+export { LeaseSocketStream } from './payment-socket.ts'
+export { createLeaseHost, type CreateLeaseHostOptions } from './lease-host.ts'

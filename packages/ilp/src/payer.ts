@@ -12,12 +12,15 @@ import {
   decodeHello,
   type StreamFinal,
   type Asset,
+  type LeaseTerms,
   type PaymentHeaders,
 } from '@cogpay/core'
 import type { IlpPlugin } from './plugin.ts'
 import { DEFAULT_UPLINK, createPlugin, parseUplinkUri } from './uplink-uri.ts'
 import { withTimeout } from './timeout.ts'
-import { Budget, type BudgetView, type Reservation } from './budget.ts'
+import { Budget, type BudgetView, type RateCap, type Reservation } from './budget.ts'
+import { readLines, refuseStream, settled, stopPaying } from './payer-streams.ts'
+import { PayerLease, type LeaseView } from './payer-lease.ts'
 
 const require = createRequire(import.meta.url)
 const { createServer } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -42,6 +45,8 @@ export interface PayerOptions {
    * `maxRemoteStreams`): the most concurrent paid requests to one server. Default `1000`.
    */
   maxStreamsPerServer?: number
+  /** Most leases remembered; past this, the oldest that has ended is forgotten. Default `10000`. */
+  maxLeases?: number
 }
 
 /** One request's payment, from the payer's side. */
@@ -94,6 +99,8 @@ export interface PayerEvents {
   cap: [{ requestId: string; origin: string; spent: bigint; maxSpend: bigint; asked?: bigint }]
   /** A stream was closed without payment because it named no request in flight. */
   refused: [{ origin: string; reason: string }]
+  /** Money left on a lease (one event per fulfilled packet). */
+  leaseSpend: [{ lease: string; origin: string; amount: bigint; spent: bigint }]
 }
 
 interface Origin {
@@ -191,6 +198,8 @@ export class Payer extends EventEmitter<PayerEvents> {
   #pending = new Map<string, Pending>()
   #capChecks = new Map<Connection, Set<() => void>>()
   #budgets = new Map<string, Budget>()
+  #leases = new Map<string, PayerLease>()
+  readonly #maxLeases: number
   #asset: Asset | undefined
 
   constructor(options: PayerOptions = {}) {
@@ -202,6 +211,7 @@ export class Payer extends EventEmitter<PayerEvents> {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000
     this.#maxOrigins = options.maxOrigins ?? 1000
     this.#maxStreamsPerServer = options.maxStreamsPerServer ?? 1000
+    this.#maxLeases = options.maxLeases ?? 10_000
   }
 
   /** The payer's asset, once started. */
@@ -296,9 +306,14 @@ export class Payer extends EventEmitter<PayerEvents> {
     this.#origins.set(origin, entry)
     this.#originsByName.set(name, origin)
     if (this.#origins.size > this.#maxOrigins) {
-      const [oldest, old] = this.#origins.entries().next().value as [string, Origin]
-      this.#origins.delete(oldest)
-      this.#originsByName.delete(old.name)
+      // Forget the least recently used origin, but never one with a lease the host may resume.
+      const leased = new Set([...this.#leases.values()].filter((l) => l.live).map((l) => l.origin))
+      for (const [oldest, old] of this.#origins) {
+        if (leased.has(oldest)) continue
+        this.#origins.delete(oldest)
+        this.#originsByName.delete(old.name)
+        break
+      }
     }
     return entry
   }
@@ -346,6 +361,11 @@ export class Payer extends EventEmitter<PayerEvents> {
       cleanup()
       const hello = decodeHello(buffered.subarray(0, newline))
       if (!hello) return refuse(CloseReasons.badHello)
+      if (hello.lease) {
+        const reason = this.#lease(origin, connection, stream, hello.requestId, hello.lease, buffered.subarray(newline + 1))
+        if (reason) refuse(reason)
+        return
+      }
       const pending = this.#pending.get(hello.requestId)
       if (!pending || pending.origin !== origin || pending.stream || pending.finished) {
         return refuse(CloseReasons.unknownRequest)
@@ -426,18 +446,106 @@ export class Payer extends EventEmitter<PayerEvents> {
   }
 
   /**
-   * Gives a host (an origin such as `https://api.example`) a budget shared by all requests to it:
-   * together they pay at most `total`, each still at most its own `maxSpend`. Replaces any budget
-   * the host had (what it spent so far still counts against the new total).
+   * A lease stream: a new lease must name a request of this origin in flight and fit the host's
+   * authorization; a known one (the host resuming) must belong to this origin and still be live.
+   * Returns a close reason when refused.
    */
-  authorize(origin: string, options: { total: bigint }): BudgetView {
+  #lease(
+    origin: string,
+    connection: Connection,
+    stream: DataAndMoneyStream,
+    requestId: string,
+    terms: LeaseTerms,
+    rest: Buffer,
+  ): string | undefined {
+    const budget = this.#budgets.get(origin)
+    let lease = this.#leases.get(terms.id)
+    if (lease && lease.origin !== origin) return CloseReasons.leaseNotAuthorized
+    if (lease && !lease.live) return lease.status === 'revoked' ? CloseReasons.revoked : CloseReasons.leaseNotAuthorized
+    if (!lease) {
+      const pending = this.#pending.get(requestId)
+      if (terms.resume || !pending || pending.origin !== origin || pending.finished) return CloseReasons.unknownRequest
+    }
+    if (budget?.revoked) return CloseReasons.revoked
+    const rate = budget?.rate
+    if (!budget || !rate) return CloseReasons.leaseNotAuthorized
+    const sameAsset =
+      connection.destinationAssetCode === this.#asset?.code && connection.destinationAssetScale === this.#asset?.scale
+    // Same asset: compare the host's rate with our cap before anything is paid. (Across assets the
+    // token bucket still holds it to the cap, in our units.)
+    if (sameAsset && terms.amount * BigInt(rate.intervalMs) > rate.amount * BigInt(terms.intervalMs)) {
+      if (lease) lease.stop(CloseReasons.rateTooHigh)
+      return CloseReasons.rateTooHigh
+    }
+    if (!lease) {
+      lease = new PayerLease(terms.id, origin, terms, rate)
+      this.#remember(lease)
+    }
+    lease.terms = terms
+    const rated = connection as unknown as { exchangeRate?: unknown }
+    if (sameAsset && rated.exchangeRate === undefined) rated.exchangeRate = Rational.fromNumber(1, true)
+    lease.attach(stream, rest, {
+      budget,
+      sameAsset,
+      checks: this.#capChecks.get(connection),
+      resumeCredentials: () => {
+        const { destinationAccount, sharedSecret } = this.#server!.generateAddressAndSecret({
+          connectionTag: connection.connectionTag!,
+        })
+        return { address: destinationAccount, secret: sharedSecret.toString('base64url') }
+      },
+      onSpend: (amount) => {
+        this.spent += amount
+        this.emit('leaseSpend', { lease: lease.id, origin, amount, spent: lease.spent })
+      },
+    })
+    return undefined
+  }
+
+  #remember(lease: PayerLease): void {
+    this.#leases.set(lease.id, lease)
+    if (this.#leases.size <= this.#maxLeases) return
+    for (const [id, old] of this.#leases) {
+      if (!old.live) {
+        this.#leases.delete(id)
+        return
+      }
+    }
+  }
+
+  /**
+   * Gives a host (an origin such as `https://api.example`) a budget shared by all requests to it:
+   * together they pay at most `total`, each still at most its own `maxSpend`. With `rate`, the
+   * host may also open leases: pull payments over time, at most `rate.amount` per
+   * `rate.intervalMs` (all its leases together never more than `total`). Replaces any budget the
+   * host had (what it spent so far still counts against the new total).
+   */
+  authorize(origin: string, options: { total: bigint; rate?: RateCap }): BudgetView {
     const key = originOf(origin)
     if (options.total < 0n) throw new CogpayError(ErrorCodes.INVALID_AMOUNT, `total must be >= 0, got ${options.total}`)
+    const rate = options.rate
+    if (rate && (rate.amount <= 0n || !Number.isSafeInteger(rate.intervalMs) || rate.intervalMs <= 0)) {
+      throw new CogpayError(ErrorCodes.INVALID_OPTIONS, 'rate must be { amount > 0n, intervalMs > 0 }')
+    }
     const budget = this.#budgets.get(key) ?? new Budget(key, options.total)
     budget.total = options.total
     budget.revoked = false
+    budget.rate = rate
     this.#budgets.set(key, budget)
     return budget.view()
+  }
+
+  /** Every lease this payer knows: what it paid on each, and where it stands. */
+  leases(): LeaseView[] {
+    return [...this.#leases.values()].map((lease) => lease.view())
+  }
+
+  /** Stops one lease: the host hears `COGPAY_REVOKED` at once and may not resume it. */
+  revokeLease(id: string): LeaseView {
+    const lease = this.#leases.get(id)
+    if (!lease) throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `no lease ${id}`)
+    lease.stop(CloseReasons.revoked, 'revoked')
+    return lease.view()
   }
 
   /** Raises a host's budget by `amount`. */
@@ -461,6 +569,9 @@ export class Payer extends EventEmitter<PayerEvents> {
         refuseStream(pending.stream, CloseReasons.revoked)
       }
     }
+    for (const lease of this.#leases.values()) {
+      if (lease.origin === budget.origin) lease.stop(CloseReasons.revoked, 'revoked')
+    }
     return budget.view()
   }
 
@@ -481,6 +592,7 @@ export class Payer extends EventEmitter<PayerEvents> {
   async close(): Promise<void> {
     for (const pending of this.#pending.values()) pending.stream?.destroy()
     this.#pending.clear()
+    for (const lease of this.#leases.values()) lease.destroy()
     const server = this.#server
     this.#server = undefined
     this.#starting = undefined
@@ -494,28 +606,6 @@ export function createPayer(options: PayerOptions = {}): Payer {
   return new Payer(options)
 }
 
-/**
- * Refuses a stream: says why in a line of stream data and pays nothing more on it. The server
- * answers by closing the stream, which hands its id back (a payer that closed first would leak
- * it); a server that does not is cut off after a grace period.
- */
-function refuseStream(stream: DataAndMoneyStream, reason: string): void {
-  if (stream.destroyed) return
-  try {
-    stream.setSendMax(stream.totalSent)
-  } catch {
-    // already closed
-  }
-  stream.write(`${reason}\n`)
-  closeAfterGrace(stream)
-}
-
-function closeAfterGrace(stream: DataAndMoneyStream): void {
-  const timer = setTimeout(() => stream.destroy(), SERVER_CLOSE_GRACE_MS)
-  timer.unref()
-  stream.once('close', () => clearTimeout(timer))
-}
-
 /** The origin of a URL (`https://host:port`), as budgets and credentials are keyed. */
 function originOf(url: string): string {
   try {
@@ -523,72 +613,4 @@ function originOf(url: string): string {
   } catch (cause) {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `${JSON.stringify(url)} is not a URL or origin`, { cause })
   }
-}
-
-/** Hands each later line of stream data to `onLine`; drops lines past MAX_HELLO_BYTES, and stops after 16. */
-function readLines(stream: DataAndMoneyStream, rest: Buffer, onLine: (line: Buffer) => void): void {
-  let buffered = rest
-  let lines = 0
-  const take = () => {
-    for (let newline = buffered.indexOf(0x0a); newline !== -1; newline = buffered.indexOf(0x0a)) {
-      onLine(buffered.subarray(0, newline))
-      buffered = buffered.subarray(newline + 1)
-      if (++lines >= 16) return stream.removeListener('data', onData)
-    }
-    if (buffered.length >= MAX_HELLO_BYTES) buffered = Buffer.alloc(0)
-  }
-  const onData = (chunk: Buffer) => {
-    buffered = Buffer.concat([buffered, chunk])
-    take()
-  }
-  stream.on('data', onData)
-  take()
-}
-
-/** How long a finished stream waits for the server to close it before the payer does. */
-const SERVER_CLOSE_GRACE_MS = 10_000
-
-/**
- * Stops paying on a stream whose request is done: its sendMax is frozen at what was sent, so no
- * further money can leave. The stream is left for the server to close, because STREAM hands a
- * stream id back to the server only when the *server* closes the stream: a payer that closed
- * first would leak one id per request, and the server's socket would run out after
- * `maxRemoteStreams` requests. If the server never closes it, the payer does after a grace period.
- */
-function stopPaying(stream: DataAndMoneyStream): void {
-  try {
-    stream.setSendMax(stream.totalSent)
-  } catch {
-    stream.destroy()
-    return
-  }
-  if (stream._remoteSentEnd) return
-  closeAfterGrace(stream)
-}
-
-/** Resolves when the stream has ended and has no packet in flight, or after `timeoutMs`. */
-function settled(stream: DataAndMoneyStream, timeoutMs: number): Promise<void> {
-  const held = () => (stream as unknown as { _outgoingHeldAmount: { isZero(): boolean } })._outgoingHeldAmount
-  // Settled: nothing in flight, and the server closed the stream or has all it asked for.
-  const done = () =>
-    held().isZero() &&
-    (stream.destroyed || stream._remoteSentEnd || !stream._remoteReceived.lessThan(stream._remoteReceiveMax))
-  if (done()) return Promise.resolve()
-  return new Promise((resolve) => {
-    const deadline = Date.now() + timeoutMs
-    const check = () => {
-      if (done() || Date.now() >= deadline) {
-        stream.removeListener('end', check)
-        stream.removeListener('close', check)
-        stream.removeListener('outgoing_money', check)
-        clearInterval(poll)
-        resolve()
-      }
-    }
-    // Events cover the usual case; the slow poll covers a hold released without an event.
-    const poll = setInterval(check, 5)
-    stream.on('end', check)
-    stream.on('close', check)
-    stream.on('outgoing_money', check)
-  })
 }

@@ -7,6 +7,9 @@ import {
   type Asset,
   type CollectRequest,
   type Collection,
+  type LeaseReceiver,
+  type LeaseStream,
+  type OpenLeaseRequest,
   type OpenRequest,
   type PaymentHeaders,
   type PaymentReceiver,
@@ -50,7 +53,7 @@ export interface PaymentServerEvents {
  * payment socket per payer (address + secret) in a bounded LRU with idle eviction, all multiplexed
  * over one uplink, and opens a new stream on it per request.
  */
-export class PaymentServer extends EventEmitter<PaymentServerEvents> implements PaymentReceiver {
+export class PaymentServer extends EventEmitter<PaymentServerEvents> implements PaymentReceiver, LeaseReceiver {
   readonly uplink: Uplink
   /** Sockets opened since start (a reused socket is not counted again). */
   socketsOpened = 0
@@ -63,6 +66,12 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   #opening = 0
   /** Sockets being closed, by key: a new socket to the same payer waits for the old one. */
   readonly #retiring = new Map<string, Promise<void>>()
+  /**
+   * Sockets the LRU let go of while a lease stream was still on them: kept, however idle, until
+   * their last lease ends. Bounded by the leases running.
+   */
+  readonly #pinned = new Map<string, PaymentSocket>()
+  #closing = false
 
   constructor(options: PaymentServerOptions = {}) {
     super()
@@ -84,7 +93,11 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       updateAgeOnGet: true,
       dispose: (socket, key) => {
         const closed = socket
-          .then((s) => s.retire(this.#options.paymentTimeoutMs + this.#options.connectTimeoutMs))
+          .then((s) => {
+            if (this.#closing) return s.close()
+            if (s.leases > 0 && !s.closed) return void this.#pinned.set(key, s)
+            return s.retire(this.#options.paymentTimeoutMs + this.#options.connectTimeoutMs)
+          })
           .catch(() => {})
           .finally(() => {
             if (this.#retiring.get(key) === closed) this.#retiring.delete(key)
@@ -136,10 +149,48 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     return paying
   }
 
+  /**
+   * Opens a lease's stream to the payer (on its socket, reused or new) and writes the lease's
+   * hello. The socket is kept open while a lease is on it, however idle.
+   */
+  async openLease(request: OpenLeaseRequest): Promise<LeaseStream> {
+    const { address, secret, requestId } = request.payment
+    const open = async () => (await this.#socketFor(address, secret)).openLeaseStream(requestId, request.lease)
+    await this.#checkPayer(address)
+    let paying
+    try {
+      paying = await open()
+    } catch (err) {
+      if (!(err instanceof SocketFullError)) throw err
+      paying = await open()
+    }
+    const key = socketKey(address, secret)
+    const socket = paying.socket
+    void paying.closed.then((received) => {
+      this.received += received
+      if (socket.leases === 0 && this.#pinned.get(key) === socket) {
+        this.#pinned.delete(key)
+        this.#retiring.set(key, socket.retire(this.#options.paymentTimeoutMs))
+      }
+    })
+    return paying
+  }
+
   /** Validates the payer's address, then opens a stream on its socket (reused or new). */
   async #openStream(payment: PaymentHeaders, amount?: bigint): Promise<SocketStream> {
-    await this.uplink.connect()
     const { address, secret, requestId } = payment
+    await this.#checkPayer(address)
+    try {
+      return (await this.#socketFor(address, secret)).openStream(requestId, amount)
+    } catch (err) {
+      // Another request took the socket's last stream id since we checked: once more, on a new socket.
+      if (!(err instanceof SocketFullError)) throw err
+      return (await this.#socketFor(address, secret)).openStream(requestId, amount)
+    }
+  }
+
+  async #checkPayer(address: string): Promise<void> {
+    await this.uplink.connect()
     // Never connect to ourselves or to the hub above us: only to an address a payer could own.
     const own = this.uplink.address
     const parent = own.slice(0, own.lastIndexOf('.'))
@@ -150,17 +201,17 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
         { status: 400 },
       )
     }
-    try {
-      return (await this.#socketFor(address, secret)).openStream(requestId, amount)
-    } catch (err) {
-      // Another request took the socket's last stream id since we checked: once more, on a new socket.
-      if (!(err instanceof SocketFullError)) throw err
-      return (await this.#socketFor(address, secret)).openStream(requestId, amount)
-    }
   }
 
   async #socketFor(address: string, secret: Buffer): Promise<PaymentSocket> {
-    const key = `${address} ${secret.toString('base64')}`
+    const key = socketKey(address, secret)
+    // A socket kept for its leases is the only one to this payer: use it while it has room.
+    const pinned = this.#pinned.get(key)
+    if (pinned && !pinned.closed) {
+      if (pinned.hasRoom) return pinned
+      throw new SocketFullError()
+    }
+    if (pinned) this.#pinned.delete(key)
     // Reuse the kept socket; if it is full or worn out, drop it (its dispose retires it) and look
     // again: a concurrent request may already have put the replacement in its place.
     for (let kept = this.#sockets.get(key); kept; kept = this.#sockets.get(key)) {
@@ -200,7 +251,10 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
 
   /** Closes every socket and the uplink. */
   async close(): Promise<void> {
+    this.#closing = true
     this.#sockets.clear()
+    for (const socket of this.#pinned.values()) socket.close()
+    this.#pinned.clear()
     await this.uplink.close()
   }
 }
@@ -219,6 +273,10 @@ let shared: PaymentServer | undefined
 export function defaultPaymentServer(): PaymentServer {
   shared ??= new PaymentServer()
   return shared
+}
+
+function socketKey(address: string, secret: Buffer): string {
+  return `${address} ${secret.toString('base64')}`
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

@@ -5,9 +5,14 @@ import {
   CloseReasons,
   CogpayError,
   ErrorCodes,
+  decodeLeaseReport,
   encodeFinal,
   encodeHello,
+  PING_LINE,
   type Asset,
+  type LeaseReport,
+  type LeaseStream,
+  type LeaseTerms,
   type PaymentStream,
   type StreamFinal,
 } from '@cogpay/core'
@@ -43,9 +48,13 @@ export class PaymentSocket {
   streamsOpened = 0
   /** Streams under way. */
   active = 0
+  /** Lease streams under way: a socket with one is kept open however long it is idle. */
+  leases = 0
   #closed = false
   #retiring = false
   readonly #whenClosed: Promise<void>
+  /** Why the connection failed, when it did (e.g. a reject from the network: the payer is gone). */
+  lastError: string | undefined
 
   private constructor(
     readonly connection: Connection,
@@ -59,8 +68,8 @@ export class PaymentSocket {
         resolve()
       })
     })
-    // A connection error also closes it; the streams under way report their own failure.
-    connection.on('error', () => {})
+    // A connection error also closes it; the streams under way report it as their failure.
+    connection.on('error', (err: Error) => (this.lastError ??= err.message))
   }
 
   /** Opens a socket to a payer's address. Rejects with `COGPAY_PAYER_UNREACHABLE`. */
@@ -87,6 +96,7 @@ export class PaymentSocket {
         )
       })
       const connection = await Promise.race([connecting, timeout])
+      channel.peer = destinationAccount
       return new PaymentSocket(connection, channel, asset)
     } catch (cause) {
       // A connection that arrives after the timeout is closed at once.
@@ -120,6 +130,21 @@ export class PaymentSocket {
    * up front). Throws {@link SocketFullError} when the payer allows no further stream.
    */
   openStream(requestId: string, amount?: bigint): SocketStream {
+    const stream = this.#createStream()
+    stream.write(encodeHello({ v: 1, requestId, ...(amount === undefined ? {} : { amount }) }))
+    return new SocketStream(stream, this.asset, this)
+  }
+
+  /** Opens a lease's stream: its hello states the lease's terms. Throws like `openStream`. */
+  openLeaseStream(requestId: string, lease: LeaseTerms): LeaseSocketStream {
+    const stream = this.#createStream()
+    this.leases++
+    stream.once('close', () => this.leases--)
+    stream.write(encodeHello({ v: 1, requestId, lease }))
+    return new LeaseSocketStream(stream, this.asset, lease.id, this)
+  }
+
+  #createStream(): DataAndMoneyStream {
     if (!this.hasRoom) throw new SocketFullError()
     const stream = this.connection.createStream()
     this.streamsOpened++
@@ -128,8 +153,7 @@ export class PaymentSocket {
       this.active--
       if (this.#retiring && this.active === 0) this.close()
     })
-    stream.write(encodeHello({ v: 1, requestId, ...(amount === undefined ? {} : { amount }) }))
-    return new SocketStream(stream, this.asset)
+    return stream
   }
 
   /**
@@ -180,6 +204,7 @@ export class SocketStream implements PaymentStream {
   constructor(
     readonly stream: DataAndMoneyStream,
     readonly asset: Asset,
+    readonly socket?: PaymentSocket,
   ) {
     this.closed = new Promise((resolve) => stream.once('close', () => resolve(this.received)))
     this.stopped = new Promise<CogpayError>((resolve) => {
@@ -188,15 +213,26 @@ export class SocketStream implements PaymentStream {
       const stop = (reason: string) => {
         if (!this.#closedByUs) resolve(refusal(reason, this.received, this.#asked))
       }
+      // The payer writes lines: a JSON object is a message (a lease report), anything else says
+      // why it refuses. Lines are bounded; a longer one is cut.
       stream.on('data', (chunk: Buffer) => {
-        said = (said + chunk.toString('latin1')).slice(0, 256)
-        const newline = said.indexOf('\n')
-        if (newline !== -1) stop(said.slice(0, newline))
+        said += chunk.toString('latin1')
+        for (let newline = said.indexOf('\n'); newline !== -1; newline = said.indexOf('\n')) {
+          const line = said.slice(0, newline)
+          said = said.slice(newline + 1)
+          if (line.startsWith('{')) this.onMessage(line)
+          else return stop(line)
+        }
+        if (said.length > 512) said = said.slice(0, 256)
       })
       stream.on('error', (err: Error) => stop(err.message))
-      stream.once('close', () => stop(stream._errorMessage ?? ''))
+      // A stream closed by its connection's failure says nothing itself: take the connection's error.
+      stream.once('close', () => setImmediate(() => stop(stream._errorMessage ?? socket?.lastError ?? '')))
     })
   }
+
+  /** A JSON line from the payer. Plain payment streams ignore them. */
+  protected onMessage(_line: string): void {}
 
   get received(): bigint {
     return BigInt(this.stream.totalReceived)
@@ -220,6 +256,44 @@ export class SocketStream implements PaymentStream {
     if (this.stream.destroyed) return
     if (final) this.stream.write(encodeFinal(final))
     this.stream.end()
+  }
+}
+
+/**
+ * A lease's stream, the host's side: implements core's `LeaseStream`. The payer's first line is
+ * its report of what it has paid on the lease; the socket's channel records when the payer last
+ * answered, which is how the host tells a quiet payer from a gone one.
+ */
+export class LeaseSocketStream extends SocketStream implements LeaseStream {
+  readonly report: Promise<LeaseReport | undefined>
+  #reported: ((report: LeaseReport | undefined) => void) | undefined
+
+  constructor(
+    stream: DataAndMoneyStream,
+    asset: Asset,
+    readonly leaseId: string,
+    override readonly socket: PaymentSocket,
+  ) {
+    super(stream, asset, socket)
+    this.report = new Promise((resolve) => (this.#reported = resolve))
+    void this.stopped.then(() => this.#reported?.(undefined))
+  }
+
+  protected override onMessage(line: string): void {
+    const report = decodeLeaseReport(line)
+    if (report && report.lease === this.leaseId) this.#reported?.(report)
+  }
+
+  get lastAnswerAt(): number {
+    return this.socket.channel.lastAnswerAt
+  }
+
+  ping(): void {
+    if (!this.stream.destroyed) this.stream.write(PING_LINE)
+  }
+
+  destroy(): void {
+    this.socket.close()
   }
 }
 
@@ -270,6 +344,23 @@ function refusal(reason: string, received: bigint, asked: bigint): CogpayError {
   }
   if (reason.includes(CloseReasons.aborted)) {
     return new CogpayError(ErrorCodes.CLIENT_ABORTED, `the client aborted the request: ${numbers}`, { status: 499 })
+  }
+  if (reason.includes(CloseReasons.rateTooHigh)) {
+    return new CogpayError(
+      ErrorCodes.RATE_TOO_HIGH,
+      `the payer's rate cap for this host is below the lease's rate: ${numbers}`,
+      { status: 402 },
+    )
+  }
+  if (reason.includes(CloseReasons.leaseNotAuthorized)) {
+    return new CogpayError(
+      ErrorCodes.PAYER_REFUSED,
+      `the payer refused the lease: it has not authorized this host to pull over time, or no longer knows the lease (${numbers})`,
+      { status: 402 },
+    )
+  }
+  if (/Code: (F02|R00|R01)/.test(reason)) {
+    return new CogpayError(ErrorCodes.PAYER_UNREACHABLE, `the payer is gone: ${reason.slice(0, 160)}`, { status: 502 })
   }
   if (reason.includes(CloseReasons.unknownRequest) || reason.includes(CloseReasons.badHello)) {
     return new CogpayError(

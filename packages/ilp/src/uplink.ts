@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import { createRequire } from 'node:module'
-import { CogpayError, ErrorCodes, type Asset } from '@cogpay/core'
+import { CogpayError, ErrorCodes, isUnderAddress, type Asset } from '@cogpay/core'
 import type { IlpPlugin } from './plugin.ts'
 import { createPlugin } from './uplink-uri.ts'
 import { withTimeout } from './timeout.ts'
@@ -160,6 +160,10 @@ export class Uplink extends EventEmitter {
  */
 export class Channel implements IlpPlugin {
   dataHandler: DataHandler | undefined
+  /** The address this channel's connection pays or is paid by, when known: answers from it count as signs of life. */
+  peer: string | undefined
+  /** When the peer itself last answered a packet (a fulfill, or a reject it triggered), epoch ms. */
+  lastAnswerAt = Date.now()
   #open = true
   // Only the first request from createConnection is IL-DCP; skip the check after it.
   #configured = false
@@ -195,7 +199,21 @@ export class Channel implements IlpPlugin {
     }
     if (!this.#open) throw new Error('channel is closed')
     this.uplink.packetsSent++
-    return this.uplink.plugin.sendData(data)
+    const response = await this.uplink.plugin.sendData(data)
+    if (this.peer && this.#answeredByPeer(response)) this.lastAnswerAt = Date.now()
+    return response
+  }
+
+  #answeredByPeer(response: Buffer): boolean {
+    if (response[0] === IlpPacket.Type.TYPE_ILP_FULFILL) return true
+    if (response[0] !== IlpPacket.Type.TYPE_ILP_REJECT) return false
+    try {
+      const { triggeredBy } = IlpPacket.deserializeIlpReject(response)
+      // The peer's own reject names an address above it but not above us (a connector's would).
+      return triggeredBy !== '' && isUnderAddress(this.peer!, triggeredBy) && !isUnderAddress(this.address, triggeredBy)
+    } catch {
+      return false
+    }
   }
 
   async sendMoney(): Promise<void> {}

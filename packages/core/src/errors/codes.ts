@@ -31,6 +31,13 @@ export const ErrorCodes = {
   CLIENT_ABORTED: 'COGPAY_CLIENT_ABORTED',
   /** 402 / meter: the payer revoked its authorization for this host; it pays no more. */
   AUTHORIZATION_REVOKED: 'COGPAY_AUTHORIZATION_REVOKED',
+  /**
+   * 402 / lease: the lease's rate is above the payer's rate cap for this host (at most so much per
+   * interval), or the host asked for more than one interval's worth at once.
+   */
+  RATE_TOO_HIGH: 'COGPAY_RATE_TOO_HIGH',
+  /** Lease: the host ended the lease (the resource was stopped or deleted); it asks for no more. */
+  LEASE_ENDED: 'COGPAY_LEASE_ENDED',
   /** Metered: a charge was not paid within the stall timeout. */
   PAYMENT_STALLED: 'COGPAY_PAYMENT_STALLED',
   /** 502: the server could not open a payment socket to the payer's address. */

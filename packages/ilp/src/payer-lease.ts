@@ -1,0 +1,204 @@
+import type { Buffer } from 'node:buffer'
+import type { DataAndMoneyStream } from 'ilp-protocol-stream'
+import { CloseReasons, decodeFinal, encodeLeaseReport, type LeaseTerms } from '@cogpay/core'
+import type { Budget, RateCap, Reservation } from './budget.ts'
+import { readLines, refuseStream } from './payer-streams.ts'
+
+/**
+ * Where a lease stands, from the payer's side:
+ * - `active`: the host is pulling on it;
+ * - `interrupted`: its stream closed without an end (the host restarted, or lost its socket); the
+ *   host may resume it on a new stream;
+ * - `ended`: the host ended it; `stopped`: the payer stopped paying (`code` says why);
+ * - `revoked`: the payer revoked it.
+ */
+export type PayerLeaseStatus = 'active' | 'interrupted' | 'ended' | 'stopped' | 'revoked'
+
+/** A lease as {@link Payer.leases} lists it. */
+export interface LeaseView {
+  readonly id: string
+  readonly origin: string
+  readonly status: PayerLeaseStatus
+  readonly code?: string
+  /** The host's terms: `amount` (its units) every `intervalMs`. */
+  readonly amount: bigint
+  readonly intervalMs: number
+  /** Paid on this lease, in the payer's units. */
+  readonly spent: bigint
+  /** What the host acknowledged receiving, in its units. */
+  readonly received: bigint
+  readonly startedAt: Date
+}
+
+/** How a payer's lease sees the payer: its budget for the host and its hooks. @internal */
+export interface LeaseContext {
+  readonly budget: Budget
+  /** Same asset code and scale on both sides: host amounts compare with ours directly. */
+  readonly sameAsset: boolean
+  /** Called with every amount paid, in the payer's units. */
+  onSpend(amount: bigint): void
+  /** Incoming-packet hooks of the connection (the host raising its ask arrives as a frame). */
+  readonly checks: Set<() => void> | undefined
+  /** Fresh credentials for this host, for the next stream of this lease. */
+  resumeCredentials(): { address: string; secret: string }
+}
+
+/**
+ * One lease, the payer's side: the host pulls on a stream; the payer pays at most its rate cap (a
+ * token bucket of one interval's worth that refills continuously) and at most what the host's
+ * budget has left. It outlives the stream: a host that restarts resumes it on a new one, and the
+ * payer tells it what it had already received, so no interval is paid twice.
+ */
+export class PayerLease {
+  status: PayerLeaseStatus = 'active'
+  code: string | undefined
+  spent = 0n
+  /** Acknowledged by the host on earlier streams, in its units. */
+  received = 0n
+  stream: DataAndMoneyStream | undefined
+  readonly startedAt = new Date()
+  /** Rate tokens, in payer units × `rate.intervalMs` (so refills stay whole). Starts full. */
+  #tokens: bigint
+  #refilledAt = Date.now()
+  #reservation: Reservation | undefined
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(
+    readonly id: string,
+    readonly origin: string,
+    public terms: LeaseTerms,
+    readonly rate: RateCap,
+  ) {
+    this.#tokens = rate.amount * BigInt(rate.intervalMs)
+  }
+
+  get live(): boolean {
+    return this.status === 'active' || this.status === 'interrupted'
+  }
+
+  view(): LeaseView {
+    return {
+      id: this.id,
+      origin: this.origin,
+      status: this.status,
+      ...(this.code ? { code: this.code } : {}),
+      amount: this.terms.amount,
+      intervalMs: this.terms.intervalMs,
+      spent: this.spent,
+      received: this.received,
+      startedAt: this.startedAt,
+    }
+  }
+
+  /**
+   * Takes a (new) stream for this lease: reports what the host has received so far, then pays as
+   * the host asks, within the rate cap and the budget.
+   */
+  attach(stream: DataAndMoneyStream, rest: Buffer, context: LeaseContext): void {
+    const old = this.stream
+    if (old && !old.destroyed) old.destroy()
+    this.stream = stream
+    this.status = 'active'
+    const receivedBefore = this.received
+    stream.write(encodeLeaseReport({ v: 1, lease: this.id, received: this.received, resume: context.resumeCredentials() }))
+    readLines(
+      stream,
+      rest,
+      (line) => {
+        const final = decodeFinal(line)
+        if (!final || !this.live) return
+        this.status = final.final === 'complete' ? 'ended' : 'stopped'
+        if (final.code) this.code = final.code
+        this.#detach()
+      },
+      Number.POSITIVE_INFINITY,
+    )
+    const refresh = () => this.#refresh(stream, context.budget)
+    const check = () => {
+      if (this.stream !== stream || this.status !== 'active' || stream.destroyed) return
+      const asked = BigInt(stream._remoteReceiveMax.toString())
+      const got = BigInt(stream._remoteReceived.toString())
+      const outstanding = asked - got
+      if (outstanding <= 0n) return
+      if (context.sameAsset) {
+        // A host asking for more than one interval at once breaks its own terms.
+        if (outstanding > this.terms.amount) return this.stop(CloseReasons.rateTooHigh)
+        // More than the whole budget has left: it can never be paid.
+        if (context.budget.total - context.budget.spent < outstanding) return this.stop(CloseReasons.capTooLow)
+      }
+      refresh()
+    }
+    stream.on('outgoing_money', (amount: string) => {
+      const value = BigInt(amount)
+      this.spent += value
+      this.#tokens -= value * BigInt(this.rate.intervalMs)
+      // Money in flight when the reservation was let go still counts against the budget.
+      if (this.#reservation) this.#reservation.spend(value)
+      else context.budget.spent += value
+      this.received = receivedBefore + BigInt(stream._remoteReceived.toString())
+      context.onSpend(value)
+      check()
+    })
+    context.checks?.add(check)
+    // While the host waits on the rate cap, top up sendMax as tokens come back.
+    this.#timer = setInterval(check, Math.max(10, Math.floor(this.rate.intervalMs / 10)))
+    this.#timer.unref()
+    stream.once('close', () => {
+      context.checks?.delete(check)
+      if (this.stream === stream) {
+        if (this.status === 'active') this.status = 'interrupted'
+        this.#detach()
+      }
+    })
+    // Nothing is allowed before the host asks: sendMax rises only when an ask is seen (each
+    // incoming packet runs `check`), and only if the whole ask fits in the budget, so an interval
+    // that can never be paid in full is not paid in part.
+    check()
+  }
+
+  /** Stops paying on this lease for good (`reason` is a close reason the host maps to an error). */
+  stop(reason: string, status: PayerLeaseStatus = 'stopped'): void {
+    if (!this.live) return
+    this.status = status
+    this.code = reason
+    const stream = this.stream
+    this.#detach()
+    if (stream) refuseStream(stream, reason)
+  }
+
+  /** Drops the stream without a word (the payer is closing). */
+  destroy(): void {
+    const stream = this.stream
+    this.#detach()
+    stream?.destroy()
+  }
+
+  #refresh(stream: DataAndMoneyStream, budget: Budget): void {
+    if (this.stream !== stream || this.status !== 'active' || stream.destroyed) return
+    const now = Date.now()
+    const full = this.rate.amount * BigInt(this.rate.intervalMs)
+    this.#tokens += BigInt(now - this.#refilledAt) * this.rate.amount
+    if (this.#tokens > full) this.#tokens = full
+    this.#refilledAt = now
+    const allowed = this.#tokens > 0n ? this.#tokens / BigInt(this.rate.intervalMs) : 0n
+    this.#reservation?.release()
+    this.#reservation = budget.reserve(allowed)
+    // STREAM enforces sendMax in our own units: at most what the bucket and the budget allow.
+    stream.setSendMax((BigInt(stream.totalSent) + this.#reservation.limit).toString())
+  }
+
+  #detach(): void {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    this.#reservation?.release()
+    this.#reservation = undefined
+    const stream = this.stream
+    if (stream && !stream.destroyed) {
+      try {
+        stream.setSendMax(stream.totalSent)
+      } catch {
+        // closed
+      }
+    }
+  }
+}

@@ -1,0 +1,98 @@
+import { Buffer } from 'node:buffer'
+import type { DataAndMoneyStream } from 'ilp-protocol-stream'
+import { MAX_HELLO_BYTES } from '@cogpay/core'
+
+/**
+ * Refuses a stream: says why in a line of stream data and pays nothing more on it. The server
+ * answers by closing the stream, which hands its id back (a payer that closed first would leak
+ * it); a server that does not is cut off after a grace period.
+ */
+export function refuseStream(stream: DataAndMoneyStream, reason: string): void {
+  if (stream.destroyed) return
+  try {
+    stream.setSendMax(stream.totalSent)
+  } catch {
+    // already closed
+  }
+  stream.write(`${reason}\n`)
+  closeAfterGrace(stream)
+}
+
+export function closeAfterGrace(stream: DataAndMoneyStream): void {
+  const timer = setTimeout(() => stream.destroy(), SERVER_CLOSE_GRACE_MS)
+  timer.unref()
+  stream.once('close', () => clearTimeout(timer))
+}
+
+/** Hands each later line of stream data to `onLine`; drops lines past MAX_HELLO_BYTES, and stops after `maxLines`. */
+export function readLines(
+  stream: DataAndMoneyStream,
+  rest: Buffer,
+  onLine: (line: Buffer) => void,
+  maxLines = 16,
+): void {
+  let buffered = rest
+  let lines = 0
+  const take = () => {
+    for (let newline = buffered.indexOf(0x0a); newline !== -1; newline = buffered.indexOf(0x0a)) {
+      onLine(buffered.subarray(0, newline))
+      buffered = buffered.subarray(newline + 1)
+      if (++lines >= maxLines) return stream.removeListener('data', onData)
+    }
+    if (buffered.length >= MAX_HELLO_BYTES) buffered = Buffer.alloc(0)
+  }
+  const onData = (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk])
+    take()
+  }
+  stream.on('data', onData)
+  take()
+}
+
+/** How long a finished stream waits for the server to close it before the payer does. */
+const SERVER_CLOSE_GRACE_MS = 10_000
+
+/**
+ * Stops paying on a stream whose request is done: its sendMax is frozen at what was sent, so no
+ * further money can leave. The stream is left for the server to close, because STREAM hands a
+ * stream id back to the server only when the *server* closes the stream: a payer that closed
+ * first would leak one id per request, and the server's socket would run out after
+ * `maxRemoteStreams` requests. If the server never closes it, the payer does after a grace period.
+ */
+export function stopPaying(stream: DataAndMoneyStream): void {
+  try {
+    stream.setSendMax(stream.totalSent)
+  } catch {
+    stream.destroy()
+    return
+  }
+  if (stream._remoteSentEnd) return
+  closeAfterGrace(stream)
+}
+
+/** Resolves when the stream has ended and has no packet in flight, or after `timeoutMs`. */
+export function settled(stream: DataAndMoneyStream, timeoutMs: number): Promise<void> {
+  const held = () => (stream as unknown as { _outgoingHeldAmount: { isZero(): boolean } })._outgoingHeldAmount
+  // Settled: nothing in flight, and the server closed the stream or has all it asked for.
+  const done = () =>
+    held().isZero() &&
+    (stream.destroyed || stream._remoteSentEnd || !stream._remoteReceived.lessThan(stream._remoteReceiveMax))
+  if (done()) return Promise.resolve()
+  return new Promise((resolve) => {
+    const deadline = Date.now() + timeoutMs
+    const check = () => {
+      if (done() || Date.now() >= deadline) {
+        stream.removeListener('end', check)
+        stream.removeListener('close', check)
+        stream.removeListener('outgoing_money', check)
+        clearInterval(poll)
+        resolve()
+      }
+    }
+    // Events cover the usual case; the slow poll covers a hold released without an event.
+    const poll = setInterval(check, 5)
+    stream.on('end', check)
+    stream.on('close', check)
+    stream.on('outgoing_money', check)
+  })
+}

@@ -1,0 +1,221 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { Buffer } from 'node:buffer'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { ErrorCodes, FileLeaseStore, type Lease, type LeaseHost } from '@cogpay/core'
+import { createLeaseHost, createPaymentServer, createPayer, type Payer } from '@cogpay/ilp'
+import { startNetwork, type Network } from './support/network.ts'
+
+const ORIGIN = 'http://host.test'
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits until `condition()` holds, polling, for at most `ms`. */
+async function until(condition: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
+    await sleep(5)
+  }
+}
+
+/** Starts a TypeScript script in its own Node process; its stdout JSON lines go to `lines`. */
+function startProcess(script: string, args: string[]): { child: ChildProcess; lines: Record<string, string>[]; exited: Promise<void> } {
+  const path = fileURLToPath(new URL(`./support/${script}`, import.meta.url))
+  const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const lines: Record<string, string>[] = []
+  let buffered = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString()
+    for (let newline = buffered.indexOf('\n'); newline !== -1; newline = buffered.indexOf('\n')) {
+      lines.push(JSON.parse(buffered.slice(0, newline)) as Record<string, string>)
+      buffered = buffered.slice(newline + 1)
+    }
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  return { child, lines, exited }
+}
+
+async function openLease(host: LeaseHost, payer: Payer, terms: { amount: bigint; intervalMs: number }): Promise<Lease> {
+  const pending = await payer.expect(ORIGIN, 0n)
+  try {
+    return await host.open(pending.headers, terms)
+  } finally {
+    await pending.finish(0)
+  }
+}
+
+describe('leases: pull payments over time on the real testnet', () => {
+  let net: Network
+  let host: LeaseHost
+  beforeEach(async () => {
+    net = await startNetwork()
+    host = createLeaseHost({ paymentServer: net.receiver, graceMs: 300 })
+  })
+  afterEach(async () => {
+    await host.close()
+    await net.close()
+  })
+
+  it('pulls amount at the start of every interval: K intervals cost K x amount (within one interval)', async () => {
+    net.payer.authorize(ORIGIN, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
+    const started = Date.now()
+    const lease = await openLease(host, net.payer, { amount: 10n, intervalMs: 100 })
+    expect(lease.paid).toBe(10n)
+    await sleep(1000)
+    await lease.end()
+    const elapsed = Date.now() - started
+    const intervals = BigInt(Math.floor(elapsed / 100) + 1)
+    // The last interval may still be arriving when the lease ends: the payer's rate cap equals the
+    // host's rate, so a pull a little early is paid as the cap refills.
+    const seen = `asked=${lease.asked} paid=${lease.paid} intervals=${intervals}`
+    expect(lease.asked % 10n, seen).toBe(0n)
+    expect(lease.asked - lease.paid <= 10n, seen).toBe(true)
+    expect(lease.asked >= (intervals - 1n) * 10n && lease.asked <= intervals * 10n, seen).toBe(true)
+    expect(lease.paid >= (intervals - 2n) * 10n, seen).toBe(true)
+    await until(() => net.payer.leases()[0]?.status === 'ended', 2000)
+    const [view] = net.payer.leases()
+    expect(view).toMatchObject({ id: lease.id, origin: ORIGIN, status: 'ended', spent: lease.paid, received: lease.paid })
+    expect(net.payer.budgets()[0]).toMatchObject({ spent: lease.paid, reserved: 0n })
+    expect(lease.signal.reason.code).toBe(ErrorCodes.LEASE_ENDED)
+  })
+
+  it('refuses a lease whose rate is above the payer\'s rate cap, before anything is paid', async () => {
+    net.payer.authorize(ORIGIN, { total: 10_000n, rate: { amount: 5n, intervalMs: 100 } })
+    await expect(openLease(host, net.payer, { amount: 10n, intervalMs: 100 })).rejects.toMatchObject({
+      code: ErrorCodes.RATE_TOO_HIGH,
+      status: 402,
+    })
+    expect(net.payer.spent).toBe(0n)
+    const [record] = await host.store.list()
+    expect(record).toMatchObject({ status: 'stopped', code: ErrorCodes.RATE_TOO_HIGH, paid: 0n })
+    // The same rate over a longer interval is the same cap: 50 per second either way.
+    net.payer.authorize(ORIGIN, { total: 10_000n, rate: { amount: 50n, intervalMs: 1000 } })
+    const lease = await openLease(host, net.payer, { amount: 5n, intervalMs: 100 })
+    expect(lease.paid).toBe(5n)
+    await lease.end()
+  })
+
+  it('refuses a lease from a payer that gave no rate cap (no consent to pull over time)', async () => {
+    net.payer.authorize(ORIGIN, { total: 10_000n })
+    await expect(openLease(host, net.payer, { amount: 10n, intervalMs: 100 })).rejects.toMatchObject({
+      code: ErrorCodes.PAYER_REFUSED,
+    })
+    expect(net.payer.spent).toBe(0n)
+  })
+
+  it('stops within one interval when the payer\'s total is reached, and never pays past it', async () => {
+    net.payer.authorize(ORIGIN, { total: 35n, rate: { amount: 10n, intervalMs: 100 } })
+    const lease = await openLease(host, net.payer, { amount: 10n, intervalMs: 100 })
+    await until(() => lease.signal.aborted, 2000)
+    expect(lease.signal.reason.code).toBe(ErrorCodes.CAP_TOO_LOW)
+    // 3 intervals paid; the 4th (10 more) does not fit in the 5 left, so it is refused at once.
+    expect(lease.paid).toBe(30n)
+    expect(lease.asked).toBe(40n)
+    await sleep(300)
+    expect(net.payer.spent).toBe(30n)
+    expect(net.payer.budgets()[0]).toMatchObject({ spent: 30n, reserved: 0n })
+  })
+
+  it('revoking mid-lease stops payment at once: the host hears COGPAY_AUTHORIZATION_REVOKED', async () => {
+    net.payer.authorize(ORIGIN, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
+    const lease = await openLease(host, net.payer, { amount: 10n, intervalMs: 100 })
+    await sleep(250)
+    const revokedAt = Date.now()
+    net.payer.revoke(ORIGIN)
+    await until(() => lease.signal.aborted, 2000)
+    expect(Date.now() - revokedAt).toBeLessThan(100 + 300)
+    expect(lease.signal.reason.code).toBe(ErrorCodes.AUTHORIZATION_REVOKED)
+    const spent = net.payer.spent
+    await sleep(300)
+    expect(net.payer.spent).toBe(spent)
+    expect(net.payer.leases()[0]).toMatchObject({ status: 'revoked' })
+    expect((await host.store.get(lease.id))?.status).toBe('stopped')
+  })
+
+  it('a payer process that dies is detected within the grace period, and is asked for nothing more', async () => {
+    const payer = startProcess('payer-process.ts', [net.testnet.uri('payer'), ORIGIN, '10000', '10', '100'])
+    try {
+      await until(() => payer.lines.length > 0, 15_000)
+      const { address, secret, requestId } = payer.lines[0]!
+      const lease = await host.open(
+        { address: address!, secret: Buffer.from(secret!, 'base64url'), requestId: requestId! },
+        { amount: 10n, intervalMs: 100 },
+      )
+      await sleep(300)
+      expect(lease.paid >= 30n).toBe(true)
+      const killedAt = Date.now()
+      payer.child.kill('SIGKILL')
+      await payer.exited
+      await until(() => lease.signal.aborted, 3000)
+      const detectedIn = Date.now() - killedAt
+      // Within the grace period (300 ms) plus one check of the watchdog (75 ms) and one interval.
+      expect(detectedIn).toBeLessThan(300 + 75 + 100 + 50)
+      expect([ErrorCodes.PAYER_UNREACHABLE, ErrorCodes.PAYMENT_STALLED]).toContain(lease.signal.reason.code)
+      const asked = lease.asked
+      const sent = net.receiver.uplink.packetsSent
+      await sleep(500)
+      expect(lease.asked).toBe(asked)
+      // At most the close of the stream after the stop; no pulls, no keep-alives.
+      expect(net.receiver.uplink.packetsSent - sent).toBeLessThanOrEqual(2)
+    } finally {
+      payer.child.kill('SIGKILL')
+    }
+  })
+
+  it('a host that crashes and restarts with a file store resumes the lease, with no interval charged twice', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cogpay-leases-'))
+    const storePath = join(dir, 'leases.json')
+    net.payer.authorize(ORIGIN, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
+    const pending = await net.payer.expect(ORIGIN, 0n)
+    const headers = JSON.stringify({
+      address: pending.headers.address,
+      secret: pending.headers.secret.toString('base64url'),
+      requestId: pending.headers.requestId,
+    })
+    const first = startProcess('host-process.ts', [net.testnet.uri('hostA'), storePath, headers, '10', '100'])
+    try {
+      await until(() => first.lines.some((line) => line.opened), 15_000)
+      await until(() => first.lines.filter((line) => line.paid).length >= 4, 5000)
+      first.child.kill('SIGKILL')
+      await first.exited
+      await pending.finish(0)
+      const paidBeforeCrash = net.payer.spent
+      const [stored] = await new FileLeaseStore(storePath).list()
+      expect(stored).toMatchObject({ status: 'active' })
+      expect(stored!.paid <= paidBeforeCrash && stored!.asked >= paidBeforeCrash).toBe(true)
+      // The payer cannot know yet that the host is gone: its lease stays live for a resume.
+      expect(['active', 'interrupted']).toContain(net.payer.leases()[0]?.status)
+
+      // The restarted host: a new process's worth of state, the same store file.
+      const server = createPaymentServer({ uplink: net.testnet.uri('hostB') })
+      const restarted = createLeaseHost({ paymentServer: server, store: new FileLeaseStore(storePath), graceMs: 300 })
+      try {
+        const [lease] = await restarted.resume()
+        expect(lease?.id).toBe(stored!.id)
+        // Resumed from what the payer had paid, whatever the crash lost of the record.
+        expect(lease!.paid >= paidBeforeCrash).toBe(true)
+        await sleep(450)
+        await lease!.end()
+        await until(() => net.payer.leases()[0]?.status === 'ended', 2000)
+        const view = net.payer.leases()[0]!
+        // What the payer paid is exactly what the host recorded: no interval was paid twice.
+        expect(view.spent).toBe(lease!.paid)
+        expect(view.received).toBe(lease!.paid)
+        expect(lease!.asked % 10n).toBe(0n)
+        expect(lease!.asked - lease!.paid <= 10n).toBe(true)
+        expect(lease!.paid > paidBeforeCrash).toBe(true)
+        const [after] = await new FileLeaseStore(storePath).list()
+        expect(after).toMatchObject({ status: 'ended', paid: lease!.paid })
+      } finally {
+        await restarted.close()
+        await server.close()
+      }
+    } finally {
+      first.child.kill('SIGKILL')
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
