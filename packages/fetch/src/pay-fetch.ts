@@ -203,7 +203,11 @@ function readPayment(
   const paid = optionalAmount(get(WireHeaders.paid), WireHeaders.paid)
   const scale = get(WireHeaders.assetScale)
   const code = get(WireHeaders.assetCode)
+  const lease = get(WireHeaders.lease)
+  const interval = get(WireHeaders.interval)
   return {
+    ...(lease && /^[A-Za-z0-9_-]{16,64}$/.test(lease) ? { lease } : {}),
+    ...(interval && /^[1-9]\d{0,9}$/.test(interval) ? { intervalMs: Number(interval) } : {}),
     url: known.url.href,
     requestId: known.requestId,
     maxSpend: known.maxSpend,

@@ -14,6 +14,13 @@ export interface Payment {
   readonly paid: bigint | undefined
   /** The server's asset, as it states it. */
   readonly serverAsset: Asset | undefined
+  /**
+   * The lease this request opened (`Cogpay-Lease`), if it did: the host now pulls `price` every
+   * `intervalMs` from the payer's authorization for it (not from this call's `maxSpend`) until the
+   * lease ends. Follow it with `payer.leases()`; stop it with `payer.revokeLease(id)`.
+   */
+  readonly lease?: string
+  readonly intervalMs?: number
   /** True for a metered response: it is paid as its body streams, and `spent` grows until `done`. */
   readonly metered: boolean
   /**
