@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFile } from 'node:fs/promises'
 import { createApp } from '@cogpay/example-express-basic'
+import { createHosting } from '@cogpay/example-hosting'
+import { createLeaseHost } from '@cogpay/ilp'
 import { listen, startNetwork, type Network } from './support/network.ts'
 
 const cli = fileURLToPath(new URL('../packages/cli/bin/cogpay.js', import.meta.url))
@@ -86,5 +89,67 @@ describe('cogpay CLI', () => {
     const { code, stdout } = await run(['hub', '--port', '0'], { until: /Ctrl-C to stop/ })
     expect(stdout).toMatch(/ILP connector on btp\+ws:\/\/127\.0\.0\.1:\d+ \(XRP, scale 9\)/)
     expect(code).toBe(0)
+  })
+
+  it('cogpay host run deploys a script, shows live spend, and stops it cleanly on Ctrl-C', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cogpay-cli-host-'))
+    const script = join(dir, 'worker.js')
+    await writeFile(script, "setInterval(() => console.log('working'), 50)\n")
+    const pids: number[] = []
+    const hosting = createHosting({
+      host: createLeaseHost({ paymentServer: net.receiver, graceMs: 500 }),
+      ratePerSecond: 100n,
+      intervalMs: 100,
+      runsDir: dir,
+      observer: { onSpawn: (run) => pids.push(run.pid!) },
+    })
+    const server = await listen(hosting.app)
+    try {
+      const { code, stdout } = await run(
+        ['host', 'run', script, '--url', server.url, '--max-rate', '100/s', '--max', '5000', '--uplink', net.testnet.uri('cli')],
+        { until: /paid 30 of 5000/ },
+      )
+      expect(stdout).toMatch(/running .*worker\.js at http:\/\/127\.0\.0\.1:\d+\/run\/[\w-]{22}/)
+      expect(stdout).toContain('paid 20 of 5000')
+      expect(stdout).toContain('stopped the run (host answered 200)')
+      const paid = /lease ended; paid (\d+) of max 5000 \(XRP, scale 9\)/.exec(stdout)
+      expect(paid).not.toBeNull()
+      expect(code).toBe(0)
+      const [hosted] = [...hosting.runs.values()]
+      expect(hosted?.status).toBe('stopped')
+      expect(hosted?.lease.paid).toBe(BigInt(paid![1]!))
+      expect(pids).toHaveLength(1)
+      expect(() => process.kill(pids[0]!, 0)).toThrow()
+    } finally {
+      await hosting.close()
+      await server.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('cogpay host run with a rate the host exceeds is refused with exit code 3', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cogpay-cli-host-'))
+    const script = join(dir, 'worker.js')
+    await writeFile(script, "console.log('hi')\n")
+    const hosting = createHosting({ host: createLeaseHost({ paymentServer: net.receiver }), ratePerSecond: 100n, intervalMs: 100, runsDir: dir })
+    const server = await listen(hosting.app)
+    try {
+      const { code, stderr } = await run([
+        'host', 'run', script, '--url', server.url, '--max-rate', '5/s', '--max', '5000', '--uplink', net.testnet.uri('cli'),
+      ])
+      expect(stderr).toContain('COGPAY_RATE_TOO_HIGH')
+      expect(code).toBe(3)
+      expect(hosting.runs.size).toBe(0)
+    } finally {
+      await hosting.close()
+      await server.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('cogpay host run with a malformed --max-rate is a usage error', async () => {
+    const { code, stderr } = await run(['host', 'run', 'x.js', '--url', 'http://127.0.0.1:1', '--max-rate', 'ten', '--max', '5'])
+    expect(code).toBe(2)
+    expect(stderr).toContain('is not <amount>/<interval>')
   })
 })

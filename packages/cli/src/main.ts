@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { SingleBar } from 'cli-progress'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { isCogpayError, parseAmount, PaymentRequiredError, SpendLimitError } from '@cogpay/core'
 import { createPayFetch, getPayment } from '@cogpay/fetch'
 import { startTestnet } from '@cogpay/testnet'
@@ -12,6 +12,11 @@ const USAGE = `usage:
       fetch a paid URL, paying at most <amount> (your asset's smallest unit); on a terminal, a live
       bar shows spend against the cap; --progress also prints a line per payment
       uplink defaults to $COGPAY_UPLINK, then btp+ws://127.0.0.1:7768
+
+  cogpay host run <script.js> --url <host> --max-rate <amount>/<interval> --max <amount> [--uplink btp+ws://…] [--progress]
+      deploy a Node script to a cogpay host (e.g. examples/hosting) and pay for it while it runs:
+      the host pulls at most --max-rate (e.g. 10/s, 5/500ms, 60/min) and --max in all; shows live
+      spend; Ctrl-C stops the script and the payments. --url defaults to $COGPAY_HOST_URL
 
 exit codes: 0 ok, 1 error, 2 usage, 3 payment refused (402 or over --max)`
 
@@ -114,6 +119,118 @@ async function fetchCommand(args: string[]): Promise<number> {
   }
 }
 
+/** Parses `--max-rate`: `<amount>/<interval>`, the interval `s`, `ms`, `min` with an optional count (`5/500ms`). */
+export function parseRate(text: string): { amount: bigint; intervalMs: number } {
+  const match = /^(\d+)\/(\d*)(ms|s|min)$/.exec(text.trim())
+  const count = match?.[2] ? Number(match[2]) : 1
+  if (!match || count <= 0) throw new Error(`--max-rate ${JSON.stringify(text)} is not <amount>/<interval>, e.g. 10/s or 5/500ms`)
+  const unit = { ms: 1, s: 1000, min: 60_000 }[match[3] as 'ms' | 's' | 'min']
+  const amount = parseAmount(match[1], '--max-rate')
+  if (amount === 0n) throw new Error('--max-rate must allow more than 0')
+  return { amount, intervalMs: count * unit }
+}
+
+async function hostCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args
+  if (sub !== 'run') return usage(`unknown host command ${JSON.stringify(sub ?? '')}; try: cogpay host run`)
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      'max-rate': { type: 'string' },
+      max: { type: 'string' },
+      uplink: { type: 'string' },
+      progress: { type: 'boolean', default: false },
+    },
+  })
+  const file = positionals[0]
+  if (!file || positionals.length > 1) return usage('give exactly one script')
+  const base = values.url ?? process.env.COGPAY_HOST_URL
+  if (!base) return usage('--url is required (or set COGPAY_HOST_URL): the host to deploy to')
+  if (values['max-rate'] === undefined) return usage('--max-rate is required: the most the host may pull, e.g. 10/s')
+  if (values.max === undefined) return usage('--max is required: the most the run may cost in all')
+  let rate: { amount: bigint; intervalMs: number }
+  try {
+    rate = parseRate(values['max-rate'])
+  } catch (err) {
+    return usage((err as Error).message)
+  }
+  const total = parseAmount(values.max, '--max')
+  const script = await readFile(file)
+  const origin = new URL(base).origin
+  const payFetch = createPayFetch(values.uplink ? { maxSpend: 0n, uplink: values.uplink } : { maxSpend: 0n })
+  const payer = payFetch.payer
+  const stopping = new Promise<'interrupted'>((resolve) => {
+    process.once('SIGINT', () => resolve('interrupted'))
+    process.once('SIGTERM', () => resolve('interrupted'))
+  })
+  const bar = process.stderr.isTTY
+    ? new SingleBar({ stream: process.stderr, format: 'cogpay {bar} {spent}/{max} paid to the host', hideCursor: true })
+    : undefined
+  try {
+    await payer.start()
+    payer.authorize(origin, { total, rate })
+    const response = await payFetch(new URL('/run', base), { method: 'POST', body: script })
+    const body = (await response.json().catch(() => ({}))) as { id?: string; error?: { code?: string; message?: string } }
+    const lease = getPayment(response)?.lease
+    if (response.status !== 201 || !body.id || !lease) {
+      process.stderr.write(`cogpay: the host answered ${response.status}: ${body.error?.code ?? ''} ${body.error?.message ?? ''}
+`)
+      return Exit.error
+    }
+    const runUrl = new URL(`/run/${body.id}`, base).href
+    process.stdout.write(`cogpay: running ${file} at ${runUrl}
+`)
+    process.stdout.write(`  paying at most ${rate.amount} per ${rate.intervalMs} ms and ${total} in all; Ctrl-C to stop
+`)
+    bar?.start(Number(total), 0, { spent: '0', max: total.toString() })
+    payer.on('leaseSpend', ({ lease: id, spent }) => {
+      if (id !== lease) return
+      bar?.update(Number(spent), { spent: spent.toString(), max: total.toString() })
+      if (values.progress || !bar) process.stdout.write(`cogpay: paid ${spent} of ${total}
+`)
+    })
+    // Ends when Ctrl-C is pressed, or when the lease ends or stops on either side.
+    const over = new Promise<'over'>((resolve) => {
+      const poll = setInterval(() => {
+        const view = payer.leases().find((l) => l.id === lease)
+        if (view && view.status !== 'active' && view.status !== 'interrupted') {
+          clearInterval(poll)
+          resolve('over')
+        }
+      }, 50)
+    })
+    const why = await Promise.race([stopping, over])
+    bar?.stop()
+    if (why === 'interrupted') {
+      const deleted = await fetch(runUrl, { method: 'DELETE' }).catch(() => undefined)
+      process.stdout.write(`cogpay: stopped the run (host answered ${deleted?.status ?? 'nothing'})
+`)
+      // The host's final word on the lease, so the totals below are settled.
+      const deadline = Date.now() + 2000
+      while (payer.leases().find((l) => l.id === lease)?.status === 'active' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+    const view = payer.leases().find((l) => l.id === lease)
+    const asset = payer.asset
+    process.stdout.write(
+      `cogpay: lease ${view?.status ?? 'unknown'}${view?.code ? ` (${view.code})` : ''}; paid ${view?.spent ?? 0n} of max ${total}${asset ? ` (${asset.code}, scale ${asset.scale})` : ''}\n`,
+    )
+    return why === 'interrupted' || view?.status === 'ended' ? Exit.ok : Exit.payment
+  } catch (err) {
+    if (err instanceof PaymentRequiredError) {
+      process.stderr.write(`cogpay: the host refused (${err.serverCode ?? err.code}): ${err.message}\n`)
+      return Exit.payment
+    }
+    throw err
+  } finally {
+    bar?.stop()
+    await payer.close()
+  }
+}
+
 function usage(problem?: string): number {
   if (problem) process.stderr.write(`cogpay: ${problem}\n`)
   process.stderr.write(`${USAGE}\n`)
@@ -126,6 +243,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'hub') return await hub(rest)
     if (command === 'fetch') return await fetchCommand(rest)
+    if (command === 'host') return await hostCommand(rest)
     if (command === '--help' || command === '-h' || command === 'help') {
       process.stdout.write(`${USAGE}\n`)
       return Exit.ok

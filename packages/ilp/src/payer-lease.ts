@@ -180,7 +180,12 @@ export class PayerLease {
     this.#tokens += BigInt(now - this.#refilledAt) * this.rate.amount
     if (this.#tokens > full) this.#tokens = full
     this.#refilledAt = now
-    const allowed = this.#tokens > 0n ? this.#tokens / BigInt(this.rate.intervalMs) : 0n
+    // Timing slack: a pull that arrives a little early (the previous payment took a round trip the
+    // ask did not) may use what the bucket will hold `slackMs` from now. Over time the rate still
+    // averages out to the cap, since tokens spent ahead go negative and are paid back by refills.
+    const slackMs = BigInt(Math.min(Math.floor(this.rate.intervalMs / 10), 100))
+    const effective = this.#tokens + slackMs * this.rate.amount
+    const allowed = effective > 0n ? (effective > full ? full : effective) / BigInt(this.rate.intervalMs) : 0n
     this.#reservation?.release()
     this.#reservation = budget.reserve(allowed)
     // STREAM enforces sendMax in our own units: at most what the bucket and the budget allow.
