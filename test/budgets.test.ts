@@ -77,6 +77,22 @@ describe('host budgets shared across requests (payer side of issue 4)', () => {
     expect(payer.budgets()[0]).toMatchObject({ revoked: true, reserved: 0n, available: 0n })
   })
 
+  it('a host\'s rate cap bounds its requests too: over the rate, a request is refused before paying', async () => {
+    const payer = net.newPayer()
+    // 250 per minute: two 100-unit requests now, the third must wait for the bucket to refill.
+    payer.authorize(app.url, { total: 10_000n, rate: { amount: 250n, intervalMs: 60_000 } })
+    const payFetch = createPayFetch({ payer, maxSpend: 1000n })
+    expect((await payFetch(`${app.url}/weather`)).status).toBe(200)
+    expect((await payFetch(`${app.url}/weather`)).status).toBe(200)
+    const third = await payFetch(`${app.url}/weather`).catch((err: unknown) => err)
+    expect(third).toBeInstanceOf(SpendLimitError)
+    expect(third).toMatchObject({ spent: 0n, serverCode: ErrorCodes.RATE_TOO_HIGH })
+    expect(payer.spent).toBe(200n)
+    const [budget] = payer.budgets()
+    expect(budget).toMatchObject({ spent: 200n, reserved: 0n, rate: { amount: 250n, intervalMs: 60_000 } })
+    expect(budget!.available >= 50n && budget!.available < 60n).toBe(true)
+  })
+
   it('hosts without a budget keep per-request caps only', async () => {
     const payer = net.newPayer()
     payer.authorize('http://elsewhere.test', { total: 0n })

@@ -133,6 +133,17 @@ describe('hosting example: scripts billed per interval while they run', () => {
     expect(hosting.runs.get(run.id)!.lease.signal.reason.code).toBe(ErrorCodes.CAP_TOO_LOW)
   })
 
+  it('a run with its own cap (leaseMax) is killed at that cap, while the host budget has plenty left', async () => {
+    net.payer.authorize(server.url, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
+    const res = await payFetch(`${server.url}/run`, { method: 'POST', body: WORKER, leaseMax: 30n })
+    const run = (await res.json()) as RunView
+    await until(() => exits.has(run.pid!), 3000)
+    expect(net.payer.spent).toBe(30n)
+    expect(net.payer.leases()[0]).toMatchObject({ max: 30n, spent: 30n, status: 'stopped' })
+    expect(hosting.runs.get(run.id)!.lease.signal.reason.code).toBe(ErrorCodes.CAP_TOO_LOW)
+    expect(net.payer.budgets()[0]).toMatchObject({ spent: 30n, reserved: 0n })
+  })
+
   it('a script that ends by itself ends its lease: billing stops', async () => {
     net.payer.authorize(server.url, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
     const run = await deploy(`console.log('done')`)

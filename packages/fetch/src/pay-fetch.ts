@@ -67,8 +67,12 @@ export type PayFetch = ((input: string | URL, init?: PayFetchInit) => Promise<Re
   readonly payer: Payer
 }
 
-/** `RequestInit` plus a per-call cap. */
-export type PayFetchInit = RequestInit & { maxSpend?: AmountLike }
+/**
+ * `RequestInit` plus a per-call cap, and `leaseMax`: if this request opens a lease (the host pulls
+ * over time from the host's authorization, see `payer.authorize`), the most that lease may be paid
+ * in all. Lease money is not this call's `maxSpend`.
+ */
+export type PayFetchInit = RequestInit & { maxSpend?: AmountLike; leaseMax?: AmountLike }
 
 /**
  * Creates a fetch that pays for what it asks, never more than `maxSpend` per request in its own
@@ -84,12 +88,13 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
   const payer = options.payer ?? createPayer(options.uplink === undefined ? {} : { uplink: options.uplink })
 
   const payFetch = async (input: string | URL, init: PayFetchInit = {}): Promise<Response> => {
-    const { maxSpend: callCap, ...requestInit } = init
+    const { maxSpend: callCap, leaseMax, ...requestInit } = init
     const maxSpend = callCap === undefined ? defaultCap : parseAmount(callCap, 'maxSpend')
     const url = new URL(input)
     const onSpend = options.hooks?.onSpend ?? []
     const pending = await payer.expect(url.origin, maxSpend, {
       announceMaxSpend: options.announceMaxSpend ?? false,
+      ...(leaseMax === undefined ? {} : { leaseMax: parseAmount(leaseMax, 'leaseMax') }),
       onSpend: (spent, asked) => {
         for (const hook of onSpend) hook({ spent, maxSpend, url: url.href, asked })
       },

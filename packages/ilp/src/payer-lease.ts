@@ -1,7 +1,7 @@
 import type { Buffer } from 'node:buffer'
 import type { DataAndMoneyStream } from 'ilp-protocol-stream'
 import { CloseReasons, decodeFinal, encodeLeaseReport, type LeaseTerms } from '@cogpay/core'
-import type { Budget, RateCap, Reservation } from './budget.ts'
+import type { Budget, Reservation } from './budget.ts'
 import { readLines, refuseStream } from './payer-streams.ts'
 
 /**
@@ -23,6 +23,8 @@ export interface LeaseView {
   /** The host's terms: `amount` (its units) every `intervalMs`. */
   readonly amount: bigint
   readonly intervalMs: number
+  /** The most this lease may be paid, when the request that opened it set one. */
+  readonly max?: bigint
   /** Paid on this lease, in the payer's units. */
   readonly spent: bigint
   /** What the host acknowledged receiving, in its units. */
@@ -44,9 +46,9 @@ export interface LeaseContext {
 }
 
 /**
- * One lease, the payer's side: the host pulls on a stream; the payer pays at most its rate cap (a
- * token bucket of one interval's worth that refills continuously) and at most what the host's
- * budget has left. It outlives the stream: a host that restarts resumes it on a new one, and the
+ * One lease, the payer's side: the host pulls on a stream; the payer pays what it asks within the
+ * host's budget (its total and its rate cap, shared with the host's requests) and this lease's own
+ * cap. It outlives the stream: a host that restarts resumes it on a new one, and the
  * payer tells it what it had already received, so no interval is paid twice.
  */
 export class PayerLease {
@@ -57,9 +59,6 @@ export class PayerLease {
   received = 0n
   stream: DataAndMoneyStream | undefined
   readonly startedAt = new Date()
-  /** Rate tokens, in payer units × `rate.intervalMs` (so refills stay whole). Starts full. */
-  #tokens: bigint
-  #refilledAt = Date.now()
   #reservation: Reservation | undefined
   #timer: NodeJS.Timeout | undefined
 
@@ -67,10 +66,9 @@ export class PayerLease {
     readonly id: string,
     readonly origin: string,
     public terms: LeaseTerms,
-    readonly rate: RateCap,
-  ) {
-    this.#tokens = rate.amount * BigInt(rate.intervalMs)
-  }
+    /** The most this lease may be paid in all, in the payer's units (besides the host's budget). */
+    readonly max: bigint | undefined,
+  ) {}
 
   get live(): boolean {
     return this.status === 'active' || this.status === 'interrupted'
@@ -84,6 +82,7 @@ export class PayerLease {
       ...(this.code ? { code: this.code } : {}),
       amount: this.terms.amount,
       intervalMs: this.terms.intervalMs,
+      ...(this.max === undefined ? {} : { max: this.max }),
       spent: this.spent,
       received: this.received,
       startedAt: this.startedAt,
@@ -113,35 +112,40 @@ export class PayerLease {
       },
       Number.POSITIVE_INFINITY,
     )
-    const refresh = () => this.#refresh(stream, context.budget)
     const check = () => {
       if (this.stream !== stream || this.status !== 'active' || stream.destroyed) return
       const asked = BigInt(stream._remoteReceiveMax.toString())
       const got = BigInt(stream._remoteReceived.toString())
       const outstanding = asked - got
-      if (outstanding <= 0n) return
+      if (outstanding <= 0n) {
+        // Paid up: give back what was held, so the host's other requests may use it.
+        this.#reservation?.release()
+        this.#reservation = undefined
+        return
+      }
       if (context.sameAsset) {
         // A host asking for more than one interval at once breaks its own terms.
         if (outstanding > this.terms.amount) return this.stop(CloseReasons.rateTooHigh)
-        // More than the whole budget has left: it can never be paid.
+        // More than the budget, or this lease's own cap, has left: it can never be paid in full.
         if (context.budget.total - context.budget.spent < outstanding) return this.stop(CloseReasons.capTooLow)
+        if (this.max !== undefined && this.max - this.spent < outstanding) return this.stop(CloseReasons.capTooLow)
       }
-      refresh()
+      this.#refresh(stream, context, outstanding)
     }
     stream.on('outgoing_money', (amount: string) => {
       const value = BigInt(amount)
       this.spent += value
-      this.#tokens -= value * BigInt(this.rate.intervalMs)
       // Money in flight when the reservation was let go still counts against the budget.
       if (this.#reservation) this.#reservation.spend(value)
-      else context.budget.spent += value
+      else context.budget.record(value)
       this.received = receivedBefore + BigInt(stream._remoteReceived.toString())
       context.onSpend(value)
       check()
     })
     context.checks?.add(check)
     // While the host waits on the rate cap, top up sendMax as tokens come back.
-    this.#timer = setInterval(check, Math.max(10, Math.floor(this.rate.intervalMs / 10)))
+    const every = context.budget.rate ? Math.floor(context.budget.rate.intervalMs / 10) : 100
+    this.#timer = setInterval(check, Math.min(1000, Math.max(10, every)))
     this.#timer.unref()
     stream.once('close', () => {
       context.checks?.delete(check)
@@ -173,22 +177,13 @@ export class PayerLease {
     stream?.destroy()
   }
 
-  #refresh(stream: DataAndMoneyStream, budget: Budget): void {
-    if (this.stream !== stream || this.status !== 'active' || stream.destroyed) return
-    const now = Date.now()
-    const full = this.rate.amount * BigInt(this.rate.intervalMs)
-    this.#tokens += BigInt(now - this.#refilledAt) * this.rate.amount
-    if (this.#tokens > full) this.#tokens = full
-    this.#refilledAt = now
-    // Timing slack: a pull that arrives a little early (the previous payment took a round trip the
-    // ask did not) may use what the bucket will hold `slackMs` from now. Over time the rate still
-    // averages out to the cap, since tokens spent ahead go negative and are paid back by refills.
-    const slackMs = BigInt(Math.min(Math.floor(this.rate.intervalMs / 10), 100))
-    const effective = this.#tokens + slackMs * this.rate.amount
-    const allowed = effective > 0n ? (effective > full ? full : effective) / BigInt(this.rate.intervalMs) : 0n
+  /** Re-reserves what this ask needs (within the budget, its rate cap and this lease's cap) and lets STREAM send it. */
+  #refresh(stream: DataAndMoneyStream, context: LeaseContext, outstanding: bigint): void {
     this.#reservation?.release()
-    this.#reservation = budget.reserve(allowed)
-    // STREAM enforces sendMax in our own units: at most what the bucket and the budget allow.
+    let want = context.sameAsset ? outstanding : context.budget.total
+    if (this.max !== undefined && this.max - this.spent < want) want = this.max - this.spent
+    this.#reservation = context.budget.reserve(want > 0n ? want : 0n)
+    // STREAM enforces sendMax in our own units: at most what was reserved.
     stream.setSendMax((BigInt(stream.totalSent) + this.#reservation.limit).toString())
   }
 

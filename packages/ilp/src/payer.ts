@@ -85,6 +85,12 @@ export interface ExpectOptions {
    */
   onSpend?: (spent: bigint, asked: bigint) => void
   /**
+   * If this request opens a lease (the host pulls over time under the host's authorization, which
+   * must have a rate cap), the most that lease may be paid in all, in the payer's units. Default:
+   * only the host's budget bounds it.
+   */
+  leaseMax?: bigint
+  /**
    * Tell the server this request's cap (`Cogpay-Max-Spend`), so a server whose price is higher
    * refuses before opening a socket. Off by default: it also tells the server your budget.
    */
@@ -127,6 +133,7 @@ class Pending implements PendingPayment {
     readonly headers: PaymentHeaders,
     readonly release: (pending: Pending) => void,
     readonly onSpend: ((spent: bigint, asked: bigint) => void) | undefined,
+    readonly leaseMax: bigint | undefined,
   ) {}
 
   /** Called with each line the server writes after its hello. */
@@ -286,6 +293,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       headers,
       (p) => this.#pending.delete(p.requestId),
       options.onSpend,
+      options.leaseMax,
     )
     this.#pending.set(requestId, pending)
     return pending
@@ -389,6 +397,8 @@ export class Payer extends EventEmitter<PayerEvents> {
       pending.revoked = true
       return refuseStream(stream, CloseReasons.revoked)
     }
+    // The host's rate cap, if any, bounds a request too: its share is fixed when it starts.
+    const rateBound = budget?.rate !== undefined && budget.available < pending.maxSpend && budget.available < budget.left
     pending.reservation = budget?.reserve(pending.maxSpend)
     const limit = pending.reservation?.limit ?? pending.maxSpend
     const sameAsset =
@@ -403,7 +413,7 @@ export class Payer extends EventEmitter<PayerEvents> {
         maxSpend: pending.maxSpend,
         ...(asked === undefined ? {} : { asked }),
       })
-      refuseStream(stream, CloseReasons.capTooLow)
+      refuseStream(stream, rateBound ? CloseReasons.rateTooHigh : CloseReasons.capTooLow)
     }
     // A fixed price in our own asset above the cap: refuse before paying anything.
     if (asked !== undefined && sameAsset && asked > limit) return stopAtCap(0n)
@@ -462,9 +472,9 @@ export class Payer extends EventEmitter<PayerEvents> {
     let lease = this.#leases.get(terms.id)
     if (lease && lease.origin !== origin) return CloseReasons.leaseNotAuthorized
     if (lease && !lease.live) return lease.status === 'revoked' ? CloseReasons.revoked : CloseReasons.leaseNotAuthorized
-    if (!lease) {
-      const pending = this.#pending.get(requestId)
-      if (terms.resume || !pending || pending.origin !== origin || pending.finished) return CloseReasons.unknownRequest
+    const pending = lease ? undefined : this.#pending.get(requestId)
+    if (!lease && (terms.resume || !pending || pending.origin !== origin || pending.finished)) {
+      return CloseReasons.unknownRequest
     }
     if (budget?.revoked) return CloseReasons.revoked
     const rate = budget?.rate
@@ -478,7 +488,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       return CloseReasons.rateTooHigh
     }
     if (!lease) {
-      lease = new PayerLease(terms.id, origin, terms, rate)
+      lease = new PayerLease(terms.id, origin, terms, pending?.leaseMax)
       this.#remember(lease)
     }
     lease.terms = terms
