@@ -153,3 +153,16 @@ describe('cogpay CLI', () => {
     expect(stderr).toContain('is not <amount>/<interval>')
   })
 })
+
+describe('cogpay host run --max-rate', () => {
+  it('parses <amount>/<interval> with s, ms, min and an optional count', async () => {
+    const { parseRate } = await import('../packages/cli/src/main.ts')
+    expect(parseRate('10/s')).toEqual({ amount: 10n, intervalMs: 1000 })
+    expect(parseRate('5/500ms')).toEqual({ amount: 5n, intervalMs: 500 })
+    expect(parseRate('60/min')).toEqual({ amount: 60n, intervalMs: 60_000 })
+    expect(parseRate('18446744073709551615/2s')).toEqual({ amount: 18446744073709551615n, intervalMs: 2000 })
+    for (const bad of ['10', '10/', '/s', '0/s', '10/0s', '-1/s', '1.5/s', '10/h', '10/s/s']) {
+      expect(() => parseRate(bad), bad).toThrow()
+    }
+  })
+})

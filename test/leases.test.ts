@@ -219,3 +219,54 @@ describe('leases: pull payments over time on the real testnet', () => {
     }
   })
 })
+
+describe('leaseRoute on Koa and Express', () => {
+  let net: Network
+  beforeEach(async () => {
+    net = await startNetwork()
+  })
+  afterEach(async () => {
+    await net.close()
+  })
+
+  it('Koa: opens a lease before the handler runs, with the lease in ctx.state; bad headers get 400 and no socket', async () => {
+    const { default: Koa } = await import('koa')
+    const { leaseRoute } = await import('@cogpay/koa')
+    const { createPayFetch, getPayment } = await import('@cogpay/fetch')
+    const { listen } = await import('./support/network.ts')
+    const host = createLeaseHost({ paymentServer: net.receiver, graceMs: 300 })
+    const koa = new Koa()
+    const lease = leaseRoute({ host, amount: 10n, intervalMs: 100 })
+    koa.use(async (ctx, next) => {
+      if (ctx.path !== '/lease') return next()
+      await lease(ctx, async () => {
+        const opened = ctx.state.lease as Lease
+        ctx.status = 201
+        ctx.body = { id: opened.id, paid: opened.paid.toString() }
+      })
+    })
+    const server = await listen(koa.callback())
+    try {
+      const url = `${server.url}/lease`
+      const bad = await fetch(url, {
+        method: 'POST',
+        headers: { 'Cogpay-Scheme': 'ilp-stream/1', 'Cogpay-Address': 'not an address', 'Cogpay-Secret': 'x', 'Cogpay-Request-Id': 'y' },
+      })
+      expect(bad.status).toBe(400)
+      expect(bad.headers.get('cogpay-error')).toMatch(/^COGPAY_/)
+      expect(net.receiver.socketsOpened).toBe(0)
+      net.payer.authorize(server.url, { total: 1000n, rate: { amount: 10n, intervalMs: 100 } })
+      const payFetch = createPayFetch({ payer: net.payer, maxSpend: 0n })
+      const res = await payFetch(url, { method: 'POST' })
+      expect(res.status).toBe(201)
+      const body = (await res.json()) as { id: string; paid: string }
+      expect(body.paid).toBe('10')
+      expect(getPayment(res)).toMatchObject({ lease: body.id, intervalMs: 100, price: 10n })
+      expect(res.headers.get('cogpay-lease')).toBe(body.id)
+      await host.get(body.id)!.end()
+    } finally {
+      await host.close()
+      await server.close()
+    }
+  })
+})
