@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { runDemo } from '@cogpay/example-demo'
 import { runTranscodeDemo } from '@cogpay/example-demo/transcode'
+import { runHostingDemo } from '@cogpay/example-demo/hosting'
 
 describe('the README demo', () => {
   it('pays for several requests on the embedded network and the totals agree on both sides', async () => {
@@ -31,5 +32,21 @@ describe('the transcode demo (npm run demo -- transcode)', () => {
     expect(lines.some((line) => line.startsWith('budget 1000: stopped (COGPAY_CAP_TOO_LOW)'))).toBe(true)
     // Spend was reported as it happened, not only at the end.
     expect(lines.filter((line) => line.startsWith('  budget 5000: paid')).length).toBeGreaterThan(5)
+  })
+})
+
+describe('the hosting demo (npm run demo -- hosting)', () => {
+  it('bills a running script, kills it on revoke and at a per-run cap; both sides agree on what moved', async () => {
+    const lines: string[] = []
+    const { first, capped, hostPaid, killed } = await runHostingDemo((line) => lines.push(line))
+    // About 1.2 s at 5 per 250 ms, paid at the start of each interval.
+    expect(first).toBeGreaterThanOrEqual(20n)
+    expect(first).toBeLessThanOrEqual(40n)
+    expect(capped).toBe(15n)
+    expect(hostPaid).toBe(first + capped)
+    expect(killed).toBe(2)
+    expect(lines).toContain('its app says: hello from a paid process')
+    expect(lines.some((line) => /^revoked: the host stopped the run \(COGPAY_AUTHORIZATION_REVOKED\)/.test(line))).toBe(true)
+    expect(lines.at(-1)).toBe(`moved: client paid ${first + capped}, host received ${hostPaid} (XRP, scale 9)`)
   })
 })
