@@ -127,6 +127,73 @@ describe('cogpay CLI', () => {
     }
   })
 
+  it('cogpay host serve + host run: a host restarted in between resumes the run, and Ctrl-C ends it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cogpay-cli-serve-'))
+    const script = join(dir, 'worker.js')
+    await writeFile(script, "setInterval(() => console.log('working'), 50)\n")
+    /** Starts a long-running CLI command; resolves once its output matches `ready`. */
+    const start = (args: string[], ready: RegExp) => {
+      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const out = { text: '' }
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+      const started = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not ready: ${out.text}`)), 20_000)
+        const onData = (chunk: Buffer) => {
+          out.text += chunk
+          if (ready.test(out.text)) {
+            clearTimeout(timer)
+            resolve()
+          }
+        }
+        child.stdout.on('data', onData)
+        child.stderr.on('data', onData)
+      })
+      return { child, out, exited, started }
+    }
+    const serve = (port: string) =>
+      start(['host', 'serve', '--port', port, '--dir', join(dir, 'host'), '--rate', '10/100ms', '--grace-ms', '1000', '--uplink', net.testnet.uri('host')], /Ctrl-C to stop/)
+    const first = serve('0')
+    const children = [first.child]
+    try {
+      await first.started
+      const url = /hosting API on (http:\/\/127\.0\.0\.1:\d+)/.exec(first.out.text)![1]!
+      const port = new URL(url).port
+      const client = start(['host', 'run', script, '--url', url, '--max-rate', '100/s', '--max', '5000', '--uplink', net.testnet.uri('cli')], /paid 30 of 5000/)
+      children.push(client.child)
+      await client.started
+      first.child.kill('SIGINT')
+      expect(await first.exited).toBe(0)
+      const paidWhileDown = /paid (\d+) of 5000\n$/.exec(client.out.text)?.[1]
+      // The same port and directory: the run resumes where it was.
+      const second = serve(port)
+      children.push(second.child)
+      await second.started
+      expect(second.out.text).toContain('1 run(s) resumed')
+      const before = client.out.text.length
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no payment after the restart: ${client.out.text}`)), 10_000)
+        const check = setInterval(() => {
+          if (/paid \d+ of 5000/.test(client.out.text.slice(before))) {
+            clearTimeout(timer)
+            clearInterval(check)
+            resolve()
+          }
+        }, 20)
+      })
+      client.child.kill('SIGINT')
+      expect(await client.exited).toBe(0)
+      expect(client.out.text).toContain('stopped the run (host answered 200)')
+      const final = /lease ended; paid (\d+) of max 5000/.exec(client.out.text)
+      expect(final).not.toBeNull()
+      expect(BigInt(final![1]!) > BigInt(paidWhileDown ?? '0')).toBe(true)
+      second.child.kill('SIGINT')
+      expect(await second.exited).toBe(0)
+    } finally {
+      for (const child of children) child.kill('SIGKILL')
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('cogpay host run with a rate the host exceeds is refused with exit code 3', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cogpay-cli-host-'))
     const script = join(dir, 'worker.js')

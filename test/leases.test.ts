@@ -98,6 +98,39 @@ describe('leases: pull payments over time on the real testnet', () => {
     await lease.end()
   })
 
+  it('a host that asks faster than the rate it stated is held to the payer\'s cap, then stopped; never overpaid', async () => {
+    net.payer.authorize(ORIGIN, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
+    const pending = await net.payer.expect(ORIGIN, 0n)
+    // A greedy host on the raw receiver: it states 10 per 100 ms, then asks 10 every 20 ms.
+    const stream = await net.receiver.openLease({
+      payment: pending.headers,
+      lease: { id: 'greedy-host-lease-0001', amount: 10n, intervalMs: 100 },
+    })
+    const started = Date.now()
+    let asked = 0n
+    const greedy = setInterval(() => {
+      if (stream.received >= asked) stream.ask((asked += 10n))
+    }, 20)
+    try {
+      await sleep(600)
+    } finally {
+      clearInterval(greedy)
+    }
+    const elapsed = Date.now() - started
+    // The bucket: 10 to start, 10 per 100 ms after, and the slack of 10 ms (1 unit).
+    const most = 10n + (BigInt(elapsed) * 10n) / 100n + 1n
+    expect(net.payer.spent <= most, `spent ${net.payer.spent}, most ${most}`).toBe(true)
+    expect(net.payer.spent >= 40n).toBe(true)
+    // Asking two intervals at once is refused outright.
+    stream.ask(asked + 20n)
+    expect((await stream.stopped).code).toBe(ErrorCodes.RATE_TOO_HIGH)
+    const spent = net.payer.spent
+    await sleep(200)
+    expect(net.payer.spent).toBe(spent)
+    stream.close()
+    await pending.finish(0)
+  })
+
   it('refuses a lease from a payer that gave no rate cap (no consent to pull over time)', async () => {
     net.payer.authorize(ORIGIN, { total: 10_000n })
     await expect(openLease(host, net.payer, { amount: 10n, intervalMs: 100 })).rejects.toMatchObject({

@@ -14,6 +14,8 @@ export interface HostingOptions {
   host: LeaseHost
   /** Billed per second while a script runs, in the host's units. Default `10n`. */
   ratePerSecond?: bigint
+  /** Or: billed this much per interval (instead of `ratePerSecond`). */
+  amount?: bigint
   /** Billing interval: each is paid at its start. Default `1000` ms. */
   intervalMs?: number
   /** Where each run gets its own directory. Default `<tmpdir>/cogpay-runs`. */
@@ -147,7 +149,7 @@ export function createHosting(options: HostingOptions): Hosting {
     (req, res, next) => readScript(req, maxScriptBytes).then((script) => ((res.locals.script = script), next()), next),
     leaseRoute({
       host: options.host,
-      ratePerSecond: options.ratePerSecond ?? 10n,
+      ...(options.amount === undefined ? { ratePerSecond: options.ratePerSecond ?? 10n } : { amount: options.amount }),
       intervalMs: options.intervalMs ?? 1000,
     }),
     async (req: Request, res: Response) => {

@@ -1,7 +1,13 @@
 import { parseArgs } from 'node:util'
 import { SingleBar } from 'cli-progress'
 import { readFile, writeFile } from 'node:fs/promises'
-import { isCogpayError, parseAmount, PaymentRequiredError, SpendLimitError } from '@cogpay/core'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { createLeaseHost, createPaymentServer } from '@cogpay/ilp'
+import { createHosting } from '@cogpay/example-hosting'
+import { FileLeaseStore, isCogpayError, parseAmount, PaymentRequiredError, SpendLimitError } from '@cogpay/core'
 import { createPayFetch, getPayment } from '@cogpay/fetch'
 import { startTestnet } from '@cogpay/testnet'
 
@@ -13,10 +19,13 @@ const USAGE = `usage:
       bar shows spend against the cap; --progress also prints a line per payment
       uplink defaults to $COGPAY_UPLINK, then btp+ws://127.0.0.1:7768
 
-  cogpay host run <script.js> --url <host> --max-rate <amount>/<interval> --max <amount> [--uplink btp+ws://…] [--progress]
-      deploy a Node script to a cogpay host (e.g. examples/hosting) and pay for it while it runs:
-      the host pulls at most --max-rate (e.g. 10/s, 5/500ms, 60/min) and --max in all; shows live
-      spend; Ctrl-C stops the script and the payments. --url defaults to $COGPAY_HOST_URL
+  cogpay host serve [--port 7770] [--host 127.0.0.1] [--rate 10/s] [--dir ~/.cogpay/host] [--grace-ms 5000] [--uplink …]
+      run the hosting API (examples/hosting): scripts billed --rate while they run; leases and runs
+      are kept in --dir and resumed on restart; Ctrl-C stops it (runs resume on the next start)
+  cogpay host run <script.js> --max-rate <amount>/<interval> --max <amount> [--url <host>] [--uplink …] [--progress]
+      deploy a Node script to a cogpay host and pay for it while it runs: the host pulls at most
+      --max-rate (e.g. 10/s, 5/500ms, 60/min) and --max in all; shows live spend; Ctrl-C stops the
+      script and the payments. --url defaults to $COGPAY_HOST_URL, then http://127.0.0.1:7770
 
 exit codes: 0 ok, 1 error, 2 usage, 3 payment refused (402 or over --max)`
 
@@ -120,19 +129,72 @@ async function fetchCommand(args: string[]): Promise<number> {
 }
 
 /** Parses `--max-rate`: `<amount>/<interval>`, the interval `s`, `ms`, `min` with an optional count (`5/500ms`). */
-export function parseRate(text: string): { amount: bigint; intervalMs: number } {
+export function parseRate(text: string, option = '--max-rate'): { amount: bigint; intervalMs: number } {
   const match = /^(\d+)\/(\d*)(ms|s|min)$/.exec(text.trim())
   const count = match?.[2] ? Number(match[2]) : 1
-  if (!match || count <= 0) throw new Error(`--max-rate ${JSON.stringify(text)} is not <amount>/<interval>, e.g. 10/s or 5/500ms`)
+  if (!match || count <= 0) throw new Error(`${option} ${JSON.stringify(text)} is not <amount>/<interval>, e.g. 10/s or 5/500ms`)
   const unit = { ms: 1, s: 1000, min: 60_000 }[match[3] as 'ms' | 's' | 'min']
-  const amount = parseAmount(match[1], '--max-rate')
-  if (amount === 0n) throw new Error('--max-rate must allow more than 0')
+  const amount = parseAmount(match[1], option)
+  if (amount === 0n) throw new Error(`${option} must allow more than 0`)
   return { amount, intervalMs: count * unit }
+}
+
+async function hostServe(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string', default: '7770' },
+      host: { type: 'string', default: '127.0.0.1' },
+      rate: { type: 'string', default: '10/s' },
+      dir: { type: 'string', default: join(homedir(), '.cogpay', 'host') },
+      'grace-ms': { type: 'string', default: '5000' },
+      uplink: { type: 'string' },
+    },
+  })
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return usage(`--port must be 0 to 65535, got ${values.port}`)
+  const graceMs = Number(values['grace-ms'])
+  if (!Number.isSafeInteger(graceMs) || graceMs <= 0) return usage(`--grace-ms must be a positive integer, got ${values['grace-ms']}`)
+  let rate: { amount: bigint; intervalMs: number }
+  try {
+    rate = parseRate(values.rate, '--rate')
+  } catch (err) {
+    return usage((err as Error).message)
+  }
+  const paymentServer = createPaymentServer(values.uplink ? { uplink: values.uplink } : {})
+  const host = createLeaseHost({ paymentServer, store: new FileLeaseStore(join(values.dir, 'leases.json')), graceMs })
+  const hosting = createHosting({ host, amount: rate.amount, intervalMs: rate.intervalMs, runsDir: join(values.dir, 'runs') })
+  const server = createServer(hosting.app)
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, values.host, resolve)
+    })
+    const resumed = await hosting.resume()
+    const { port: bound } = server.address() as AddressInfo
+    const hostPart = values.host.includes(':') ? `[${values.host}]` : values.host
+    console.log(`cogpay host: hosting API on http://${hostPart}:${bound}; scripts billed ${rate.amount} every ${rate.intervalMs} ms while they run`)
+    console.log(`  leases and runs in ${values.dir}; ${resumed.length} run(s) resumed`)
+    host.on('stop', (lease, reason) => console.log(`  run ${lease.id}: stopped (${reason.code}), paid ${lease.paid}`))
+    console.log('  Ctrl-C to stop')
+    await stopped
+    return Exit.ok
+  } finally {
+    await hosting.close()
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+    await paymentServer.close()
+  }
 }
 
 async function hostCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args
-  if (sub !== 'run') return usage(`unknown host command ${JSON.stringify(sub ?? '')}; try: cogpay host run`)
+  if (sub === 'serve') return hostServe(rest)
+  if (sub !== 'run') return usage(`unknown host command ${JSON.stringify(sub ?? '')}; try: cogpay host serve, cogpay host run`)
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -146,8 +208,7 @@ async function hostCommand(args: string[]): Promise<number> {
   })
   const file = positionals[0]
   if (!file || positionals.length > 1) return usage('give exactly one script')
-  const base = values.url ?? process.env.COGPAY_HOST_URL
-  if (!base) return usage('--url is required (or set COGPAY_HOST_URL): the host to deploy to')
+  const base = values.url ?? process.env.COGPAY_HOST_URL ?? 'http://127.0.0.1:7770'
   if (values['max-rate'] === undefined) return usage('--max-rate is required: the most the host may pull, e.g. 10/s')
   if (values.max === undefined) return usage('--max is required: the most the run may cost in all')
   let rate: { amount: bigint; intervalMs: number }
