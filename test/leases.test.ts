@@ -131,6 +131,16 @@ describe('leases: pull payments over time on the real testnet', () => {
     await pending.finish(0)
   })
 
+  it('a request aborted by its client stops the lease it opened (the client never learnt of it)', async () => {
+    net.payer.authorize(ORIGIN, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
+    const pending = await net.payer.expect(ORIGIN, 0n)
+    const lease = await host.open(pending.headers, { amount: 10n, intervalMs: 100 })
+    pending.abort()
+    await until(() => lease.signal.aborted, 1000)
+    expect(lease.signal.reason.code).toBe(ErrorCodes.CLIENT_ABORTED)
+    expect(net.payer.leases()[0]).toMatchObject({ status: 'stopped', code: 'COGPAY_ABORTED', spent: 10n })
+  })
+
   it('refuses a lease from a payer that gave no rate cap (no consent to pull over time)', async () => {
     net.payer.authorize(ORIGIN, { total: 10_000n })
     await expect(openLease(host, net.payer, { amount: 10n, intervalMs: 100 })).rejects.toMatchObject({
@@ -271,9 +281,10 @@ describe('leaseRoute on Koa and Express', () => {
     const koa = new Koa()
     const lease = leaseRoute({ host, amount: 10n, intervalMs: 100 })
     koa.use(async (ctx, next) => {
-      if (ctx.path !== '/lease') return next()
+      if (ctx.path !== '/lease' && ctx.path !== '/slow') return next()
       await lease(ctx, async () => {
         const opened = ctx.state.lease as Lease
+        if (ctx.path === '/slow') await sleep(400)
         ctx.status = 201
         ctx.body = { id: opened.id, paid: opened.paid.toString() }
       })
@@ -297,6 +308,22 @@ describe('leaseRoute on Koa and Express', () => {
       expect(getPayment(res)).toMatchObject({ lease: body.id, intervalMs: 100, price: 10n })
       expect(res.headers.get('cogpay-lease')).toBe(body.id)
       await host.get(body.id)!.end()
+
+      // A client that goes away before the response (with the lease id) arrives: the lease stops
+      // (the host ends it, or the client's payer stops it as its request aborted: whichever first).
+      net.payer.authorize(server.url, { total: 1000n, rate: { amount: 10n, intervalMs: 100 } })
+      const controller = new AbortController()
+      const slow = payFetch(`${server.url}/slow`, { method: 'POST', signal: controller.signal })
+      await until(() => host.leases.length === 1 && host.leases[0]!.paid >= 10n, 2000)
+      const orphan = host.leases[0]!
+      controller.abort()
+      await expect(slow).rejects.toThrow()
+      await until(() => orphan.status !== 'active', 2000)
+      expect([ErrorCodes.LEASE_ENDED, ErrorCodes.CLIENT_ABORTED]).toContain(orphan.signal.reason.code)
+      expect((await host.store.get(orphan.id))?.status).not.toBe('active')
+      const spent = net.payer.spent
+      await sleep(250)
+      expect(net.payer.spent).toBe(spent)
     } finally {
       await host.close()
       await server.close()

@@ -135,7 +135,13 @@ export function createHosting(options: HostingOptions): Hosting {
       run.exitCode = code
       observer.onExit?.(view(run), Date.now())
     })
-    child.once('error', () => {})
+    // It could not start at all (no exit event follows): nothing runs, so nothing is billed.
+    child.once('error', () => {
+      if (run.status !== 'running') return
+      run.status = 'exited'
+      run.exitCode = null
+      void run.lease.end()
+    })
     const stop = () => {
       if (run.status === 'running') run.status = 'stopped'
       child.kill('SIGKILL')

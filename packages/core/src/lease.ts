@@ -275,8 +275,14 @@ export class Lease {
     this.#watch.unref()
     // The payer says what it has paid on this lease: take it when it lies between what we recorded
     // and what we asked for (money that arrived just before a crash, before we wrote it down).
-    const report = await Promise.race([stream.report, delay(this.#host.graceMs)])
-    if (this.status !== 'active') throw this.signal.reason
+    const first = await Promise.race([
+      stream.report.then((report) => ({ report })),
+      stream.stopped.then((error) => ({ error })),
+      delay(this.#host.graceMs).then(() => ({ report: undefined })),
+    ])
+    if ('error' in first) await this.stop(first.error)
+    if (this.status !== 'active' || 'error' in first) throw this.signal.reason
+    const report = first.report
     const changes: { paid?: bigint; address?: string; secret?: string } = {}
     const received = report?.received
     if (received !== undefined && received > this.paid && received <= this.asked) changes.paid = received
@@ -453,6 +459,6 @@ function asCogpayError(err: unknown): CogpayError {
       })
 }
 
-function delay(ms: number): Promise<undefined> {
-  return new Promise((resolve) => setTimeout(() => resolve(undefined), ms).unref())
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { createLeasing, type LeaseRouteOptions as Options } from '@cogpay/core'
+import { clientGone, createLeasing, type LeaseRouteOptions as Options } from '@cogpay/core'
 import { respond } from './respond.ts'
 
 /** Options for {@link leaseRoute}. */
@@ -14,6 +14,7 @@ export type LeaseRouteOptions = Options<Request>
 export function leaseRoute(options: LeaseRouteOptions): RequestHandler {
   const leasing = createLeasing<Request>(options)
   return async function leaseRoute(req: Request, res: Response, next: NextFunction): Promise<void> {
+    const gone = clientGone(res)
     let outcome
     try {
       outcome = await leasing.handle({ headers: (name) => req.headersDistinct[name], request: req })
@@ -24,6 +25,10 @@ export function leaseRoute(options: LeaseRouteOptions): RequestHandler {
     if (outcome.type === 'respond') return respond(res, outcome)
     res.set(outcome.headers)
     res.locals.lease = outcome.lease
+    // A client that never got the response does not know the lease exists: end it.
+    const end = () => void outcome.lease.end()
+    if (gone.aborted) return end()
+    gone.addEventListener('abort', end, { once: true })
     next()
   }
 }

@@ -122,6 +122,8 @@ class Pending implements PendingPayment {
   /** Its share of the host's budget, when the host has one (set when its stream is matched). */
   reservation: Reservation | undefined
   stream: DataAndMoneyStream | undefined
+  /** Leases this request opened: an aborted request (its client never saw the answer) stops them. */
+  readonly leases: PayerLease[] = []
   finished = false
   final: StreamFinal | undefined
   readonly #finalArrived = new EventEmitter()
@@ -166,6 +168,7 @@ class Pending implements PendingPayment {
     if (!this.finished) {
       this.finished = true
       if (this.stream) refuseStream(this.stream, CloseReasons.aborted)
+      for (const lease of this.leases) lease.stop(CloseReasons.aborted)
       this.reservation?.release()
       this.release(this)
     }
@@ -489,6 +492,7 @@ export class Payer extends EventEmitter<PayerEvents> {
     }
     if (!lease) {
       lease = new PayerLease(terms.id, origin, terms, pending?.leaseMax)
+      pending?.leases.push(lease)
       this.#remember(lease)
     }
     lease.terms = terms
