@@ -27,6 +27,7 @@ import { createApp as createExampleApp } from '@cogpay/example-express-basic'
 import { createBenchApp } from './app.ts'
 import { listen } from '../test/support/network.ts'
 import { benchMetered, printMetered } from './metered.ts'
+import { benchLeases, printLeases } from './leases.ts'
 import type { FromChild, ToChild } from './memory-child.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -561,5 +562,6 @@ if (memory) {
   console.log(`  memory: failed: ${memoryError}`)
 }
 printMetered(await benchMetered({ durationMs: 2000 * scale, maxSteps: 20_000 }))
+printLeases(await benchLeases({ configs: [[10, 100], [100, 100], [500, 100], [1000, 1000]], seconds: 3 * scale }))
 console.log(`\n  total run time ${fmt((now() - startedAt) / 1000, 1)} s`)
 process.exit(0)
