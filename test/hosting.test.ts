@@ -90,6 +90,7 @@ describe('hosting example: scripts billed per interval while they run', () => {
     await until(() => exits.has(run.pid!), 1000)
     expect(alive(run.pid)).toBe(false)
     await until(() => net.payer.leases()[0]?.status === 'ended', 1000)
+    await sleep(100)
     const spent = net.payer.spent
     await sleep(300)
     expect(net.payer.spent).toBe(spent)
@@ -175,6 +176,25 @@ describe('hosting example: scripts billed per interval while they run', () => {
     expect(missing.status).toBe(404)
   })
 
+  it('a full host answers 503 before any payment; finished runs are forgotten past the limit', async () => {
+    await hosting.close()
+    await server.close()
+    hosting = createHosting({ host, ratePerSecond: 100n, intervalMs: 100, runsDir, maxRunning: 1, maxFinished: 1 })
+    server = await listen(hosting.app)
+    net.payer.authorize(server.url, { total: 10_000n, rate: { amount: 20n, intervalMs: 100 } })
+    const first = await deploy(WORKER)
+    const full = await payFetch(`${server.url}/run`, { method: 'POST', body: WORKER })
+    expect(full.status).toBe(503)
+    expect(await full.json()).toMatchObject({ error: { code: 'HOSTING_FULL' } })
+    expect(net.payer.leases()).toHaveLength(1)
+    await fetch(`${server.url}/run/${first.id}`, { method: 'DELETE' })
+    const second = await deploy(`console.log('quick')`)
+    await until(() => hosting.runs.get(second.id)?.status === 'exited', 3000)
+    // Two finished, one remembered: the oldest is gone, with its directory.
+    expect((await fetch(`${server.url}/run/${first.id}`)).status).toBe(404)
+    expect((await fetch(`${server.url}/run/${second.id}`)).status).toBe(200)
+  })
+
   it('a payer without a rate cap for this host is refused (402) and nothing runs', async () => {
     net.payer.authorize(server.url, { total: 10_000n })
     const res = await payFetch(`${server.url}/run`, { method: 'POST', body: WORKER }).catch((err: unknown) => err)
@@ -206,7 +226,7 @@ describe('hosting example: scripts billed per interval while they run', () => {
       const lease = again.runs.get(run.id)!.lease
       expect(lease.paid > paidBefore).toBe(true)
       await lease.end()
-      await until(() => net.payer.leases()[0]?.status === 'ended', 1000)
+      await until(() => net.payer.leases()[0]?.status === 'ended' && net.payer.leases()[0]?.spent === lease.paid, 1000)
       expect(net.payer.leases()[0]!.spent).toBe(lease.paid)
       expect(net.payer.spent).toBe(lease.paid)
     } finally {

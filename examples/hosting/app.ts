@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs'
-import { mkdir, mkdtemp, open, readFile, readdir, realpath, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readFile, readdir, realpath, rm, writeFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -22,6 +22,10 @@ export interface HostingOptions {
   runsDir?: string
   /** Largest script accepted, in bytes. Default 64 KiB. */
   maxScriptBytes?: number
+  /** Scripts running at once; past this, `POST /run` answers 503 before any payment. Default `50`. */
+  maxRunning?: number
+  /** Finished runs remembered (status, logs); past this the oldest is forgotten and its directory removed. Default `1000`. */
+  maxFinished?: number
   /** V8 heap limit of each script, in MiB. Default `64`. */
   memoryMb?: number
   observer?: HostingObserver
@@ -85,6 +89,8 @@ export interface Hosting {
  */
 export function createHosting(options: HostingOptions): Hosting {
   const maxScriptBytes = options.maxScriptBytes ?? 64 * 1024
+  const maxRunning = options.maxRunning ?? 50
+  const maxFinished = options.maxFinished ?? 1000
   const memoryMb = options.memoryMb ?? 64
   const runsDir = options.runsDir ?? join(tmpdir(), 'cogpay-runs')
   const observer = options.observer ?? {}
@@ -134,6 +140,7 @@ export function createHosting(options: HostingOptions): Hosting {
       }
       run.exitCode = code
       observer.onExit?.(view(run), Date.now())
+      forgetOldRuns()
     })
     // It could not start at all (no exit event follows): nothing runs, so nothing is billed.
     child.once('error', () => {
@@ -150,8 +157,24 @@ export function createHosting(options: HostingOptions): Hosting {
     else run.lease.signal.addEventListener('abort', stop, { once: true })
   }
 
+  /** Keeps at most `maxFinished` finished runs; the oldest go, with their directories. */
+  const forgetOldRuns = () => {
+    const finished = [...runs.values()].filter((run) => run.status !== 'running')
+    for (const run of finished.slice(0, Math.max(0, finished.length - maxFinished))) {
+      runs.delete(run.id)
+      void rm(run.dir, { recursive: true, force: true }).catch(() => {})
+    }
+  }
+  const running = () => [...runs.values()].filter((run) => run.status === 'running').length
+
   app.post(
     '/run',
+    (_req, _res, next) =>
+      next(
+        running() >= maxRunning
+          ? httpError(503, 'HOSTING_FULL', `this host runs at most ${maxRunning} scripts at once; try again later`)
+          : undefined,
+      ),
     (req, res, next) => readScript(req, maxScriptBytes).then((script) => ((res.locals.script = script), next()), next),
     leaseRoute({
       host: options.host,
