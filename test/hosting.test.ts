@@ -7,15 +7,8 @@ import { createLeaseHost } from '@cogpay/ilp'
 import { createPayFetch, getPayment, type PayFetch } from '@cogpay/fetch'
 import { createHosting, type Hosting, type RunView } from '@cogpay/example-hosting'
 import { listen, startNetwork, type Network } from './support/network.ts'
+import { sleep, until } from './support/wait.ts'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-async function until(condition: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
-    await sleep(5)
-  }
-}
 function alive(pid: number | undefined): boolean {
   if (!pid) return false
   try {

@@ -7,19 +7,14 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ErrorCodes, FileLeaseStore, type Lease, type LeaseHost } from '@cogpay/core'
 import { createLeaseHost, createPaymentServer, createPayer, type Payer } from '@cogpay/ilp'
-import { startNetwork, type Network } from './support/network.ts'
+import Koa from 'koa'
+import { leaseRoute } from '@cogpay/koa'
+import { createPayFetch, getPayment } from '@cogpay/fetch'
+import { listen, startNetwork, type Network } from './support/network.ts'
+import { sleep, until } from './support/wait.ts'
 
 const ORIGIN = 'http://host.test'
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Waits until `condition()` holds, polling, for at most `ms`. */
-async function until(condition: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
-    await sleep(5)
-  }
-}
 
 /** Starts a TypeScript script in its own Node process; its stdout JSON lines go to `lines`. */
 function startProcess(script: string, args: string[]): { child: ChildProcess; lines: Record<string, string>[]; exited: Promise<void> } {
@@ -273,7 +268,7 @@ describe('leases: pull payments over time on the real testnet', () => {
   })
 })
 
-describe('leaseRoute on Koa and Express', () => {
+describe('leaseRoute on Koa', () => {
   let net: Network
   beforeEach(async () => {
     net = await startNetwork()
@@ -283,10 +278,6 @@ describe('leaseRoute on Koa and Express', () => {
   })
 
   it('Koa: opens a lease before the handler runs, with the lease in ctx.state; bad headers get 400 and no socket', async () => {
-    const { default: Koa } = await import('koa')
-    const { leaseRoute } = await import('@cogpay/koa')
-    const { createPayFetch, getPayment } = await import('@cogpay/fetch')
-    const { listen } = await import('./support/network.ts')
     const host = createLeaseHost({ paymentServer: net.receiver, graceMs: 300 })
     const koa = new Koa()
     const lease = leaseRoute({ host, amount: 10n, intervalMs: 100 })
