@@ -112,8 +112,26 @@ export class PayerLease {
       },
       Number.POSITIVE_INFINITY,
     )
-    const check = () => {
+    // Every incoming packet on the connection runs `check` for every lease on it: skip at once when
+    // this stream's ask and receipt are the very objects seen last time (STREAM replaces them).
+    let seenMax: unknown
+    let seenReceived: unknown
+    const every = context.budget.rate ? Math.floor(context.budget.rate.intervalMs / 10) : 100
+    /** While the host waits on the rate cap (or another asset), look again as tokens come back. */
+    const waiting = (on: boolean) => {
+      if (on && !this.#timer) {
+        this.#timer = setInterval(() => check(true), Math.min(1000, Math.max(10, every)))
+        this.#timer.unref()
+      } else if (!on && this.#timer) {
+        clearInterval(this.#timer)
+        this.#timer = undefined
+      }
+    }
+    const check = (force = false) => {
       if (this.stream !== stream || this.status !== 'active' || stream.destroyed) return
+      if (!force && stream._remoteReceiveMax === seenMax && stream._remoteReceived === seenReceived) return
+      seenMax = stream._remoteReceiveMax
+      seenReceived = stream._remoteReceived
       const asked = BigInt(stream._remoteReceiveMax.toString())
       const got = BigInt(stream._remoteReceived.toString())
       const outstanding = asked - got
@@ -121,6 +139,7 @@ export class PayerLease {
         // Paid up: give back what was held, so the host's other requests may use it.
         this.#reservation?.release()
         this.#reservation = undefined
+        waiting(false)
         return
       }
       if (context.sameAsset) {
@@ -130,7 +149,8 @@ export class PayerLease {
         if (context.budget.total - context.budget.spent < outstanding) return this.stop(CloseReasons.capTooLow)
         if (this.max !== undefined && this.max - this.spent < outstanding) return this.stop(CloseReasons.capTooLow)
       }
-      this.#refresh(stream, context, outstanding)
+      const allowed = this.#refresh(stream, context, outstanding)
+      waiting(!context.sameAsset || allowed < outstanding)
     }
     stream.on('outgoing_money', (amount: string) => {
       const value = BigInt(amount)
@@ -143,10 +163,6 @@ export class PayerLease {
       check()
     })
     context.checks?.add(check)
-    // While the host waits on the rate cap, top up sendMax as tokens come back.
-    const every = context.budget.rate ? Math.floor(context.budget.rate.intervalMs / 10) : 100
-    this.#timer = setInterval(check, Math.min(1000, Math.max(10, every)))
-    this.#timer.unref()
     stream.once('close', () => {
       context.checks?.delete(check)
       if (this.stream === stream) {
@@ -178,13 +194,14 @@ export class PayerLease {
   }
 
   /** Re-reserves what this ask needs (within the budget, its rate cap and this lease's cap) and lets STREAM send it. */
-  #refresh(stream: DataAndMoneyStream, context: LeaseContext, outstanding: bigint): void {
+  #refresh(stream: DataAndMoneyStream, context: LeaseContext, outstanding: bigint): bigint {
     this.#reservation?.release()
     let want = context.sameAsset ? outstanding : context.budget.total
     if (this.max !== undefined && this.max - this.spent < want) want = this.max - this.spent
     this.#reservation = context.budget.reserve(want > 0n ? want : 0n)
     // STREAM enforces sendMax in our own units: at most what was reserved.
     stream.setSendMax((BigInt(stream.totalSent) + this.#reservation.limit).toString())
+    return this.#reservation.limit
   }
 
   #detach(): void {
