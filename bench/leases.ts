@@ -109,6 +109,8 @@ export function printLeases(runs: LeaseRun[]): void {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  printLeases(await benchLeases({ configs: [[10, 100], [100, 100], [500, 100], [1000, 1000]], seconds: 3 }))
+  printLeases(
+    await benchLeases({ configs: [[10, 100], [100, 100], [500, 100], [1000, 1000]], seconds: Number(process.env.BENCH_LEASE_SECONDS ?? 3) }),
+  )
   process.exit(0)
 }
