@@ -138,6 +138,15 @@ describe('leases: pull payments over time on the real testnet', () => {
     expect(net.payer.leases()[0]).toMatchObject({ status: 'stopped', code: 'COGPAY_ABORTED', spent: 10n })
   })
 
+  it('authorizing a host again without a rate cap withdraws consent: its next pull is refused', async () => {
+    net.payer.authorize(ORIGIN, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
+    const lease = await openLease(host, net.payer, { amount: 10n, intervalMs: 100 })
+    net.payer.authorize(ORIGIN, { total: 10_000n })
+    await until(() => lease.signal.aborted, 1000)
+    expect(lease.signal.reason.code).toBe(ErrorCodes.PAYER_REFUSED)
+    expect(lease.paid).toBe(10n)
+  })
+
   it('refuses a lease from a payer that gave no rate cap (no consent to pull over time)', async () => {
     net.payer.authorize(ORIGIN, { total: 10_000n })
     await expect(openLease(host, net.payer, { amount: 10n, intervalMs: 100 })).rejects.toMatchObject({

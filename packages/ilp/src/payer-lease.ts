@@ -135,6 +135,8 @@ export class PayerLease {
       const asked = BigInt(stream._remoteReceiveMax.toString())
       const got = BigInt(stream._remoteReceived.toString())
       const outstanding = asked - got
+      // Consent to pull over time withdrawn (authorized again without a rate cap): no more.
+      if (outstanding > 0n && !context.budget.rate) return this.stop(CloseReasons.leaseNotAuthorized)
       if (outstanding <= 0n) {
         // Paid up: give back what was held, so the host's other requests may use it.
         this.#reservation?.release()
