@@ -119,7 +119,17 @@ describe('cogpay CLI', () => {
       expect(hosted?.status).toBe('stopped')
       expect(hosted?.lease.paid).toBe(BigInt(paid![1]!))
       expect(pids).toHaveLength(1)
-      expect(() => process.kill(pids[0]!, 0)).toThrow()
+      // Gone (killed at the DELETE, and reaped), within a bounded wait.
+      const gone = () => {
+        try {
+          process.kill(pids[0]!, 0)
+          return false
+        } catch {
+          return true
+        }
+      }
+      for (let i = 0; i < 100 && !gone(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      expect(gone()).toBe(true)
     } finally {
       await hosting.close()
       await server.close()

@@ -54,14 +54,20 @@ export async function runHostingDemo(
     print(`its app says: ${(await answer?.text())?.trim()}`)
     await new Promise((resolve) => setTimeout(resolve, 1000))
     payer.revoke(host)
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    // Until the host has killed it, for at most 5 s.
+    for (let i = 0; i < 250 && hosting.runs.get(run.id)?.exitCode === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
     const first = (await (await fetch(`${host}/run/${run.id}`)).json()) as RunView
     print(`revoked: the host stopped the run (${first.lease.code}) after ${first.lease.paid} paid; pid ${run.pid} killed`)
     const firstSpent = payer.spent
 
     payer.authorize(host, { total: 100n, rate: { amount: 20n, intervalMs: 1000 } })
     const second = (await (await payFetch(`${host}/run`, { method: 'POST', body: SCRIPT, leaseMax: 15n })).json()) as RunView
-    while (hosting.runs.get(second.id)?.status === 'running') await new Promise((resolve) => setTimeout(resolve, 20))
+    // Until its process has exited (killed when its cap was spent), for at most 5 s.
+    for (let i = 0; i < 250 && hosting.runs.get(second.id)?.exitCode === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
     const capped = payer.spent - firstSpent
     print(`a run capped at 15: killed when its cap was spent (${hosting.runs.get(second.id)?.lease.signal.reason.code}); paid ${capped}`)
     const hostPaid = [...hosting.runs.values()].reduce((sum, r) => sum + r.lease.paid, 0n)
