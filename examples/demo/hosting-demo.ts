@@ -31,6 +31,12 @@ export async function runHostingDemo(
     runsDir: dir,
     observer: { onExit: () => killed++ },
   })
+  /** Until a run's process has exited (the host killed it), for at most 5 s. */
+  const exited = async (id: string) => {
+    for (let i = 0; i < 250 && hosting.runs.get(id)?.exitCode === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
   const server = createServer(hosting.app)
   const payer = createPayer({ uplink: testnet.uri('client') })
   try {
@@ -54,20 +60,14 @@ export async function runHostingDemo(
     print(`its app says: ${(await answer?.text())?.trim()}`)
     await new Promise((resolve) => setTimeout(resolve, 1000))
     payer.revoke(host)
-    // Until the host has killed it, for at most 5 s.
-    for (let i = 0; i < 250 && hosting.runs.get(run.id)?.exitCode === undefined; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
+    await exited(run.id)
     const first = (await (await fetch(`${host}/run/${run.id}`)).json()) as RunView
     print(`revoked: the host stopped the run (${first.lease.code}) after ${first.lease.paid} paid; pid ${run.pid} killed`)
     const firstSpent = payer.spent
 
     payer.authorize(host, { total: 100n, rate: { amount: 20n, intervalMs: 1000 } })
     const second = (await (await payFetch(`${host}/run`, { method: 'POST', body: SCRIPT, leaseMax: 15n })).json()) as RunView
-    // Until its process has exited (killed when its cap was spent), for at most 5 s.
-    for (let i = 0; i < 250 && hosting.runs.get(second.id)?.exitCode === undefined; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
+    await exited(second.id) // killed when its cap was spent
     const capped = payer.spent - firstSpent
     print(`a run capped at 15: killed when its cap was spent (${hosting.runs.get(second.id)?.lease.signal.reason.code}); paid ${capped}`)
     const hostPaid = [...hosting.runs.values()].reduce((sum, r) => sum + r.lease.paid, 0n)

@@ -157,6 +157,14 @@ export function createHosting(options: HostingOptions): Hosting {
     else run.lease.signal.addEventListener('abort', stop, { once: true })
   }
 
+  /** Registers a run for a lease and starts its script. */
+  const launch = (lease: Lease, dir: string, port: number): Run => {
+    const run: Run = { id: lease.id, dir, port, lease, child: undefined, status: 'running', exitCode: undefined }
+    runs.set(run.id, run)
+    start(run)
+    return run
+  }
+
   /** Keeps at most `maxFinished` finished runs; the oldest go, with their directories. */
   const forgetOldRuns = () => {
     const finished = [...runs.values()].filter((run) => run.status !== 'running')
@@ -189,9 +197,7 @@ export function createHosting(options: HostingOptions): Hosting {
         await writeFile(join(dir, 'script.js'), res.locals.script as string)
         const port = await freePort()
         await writeFile(join(dir, 'run.json'), JSON.stringify({ lease: lease.id, port }))
-        const run: Run = { id: lease.id, dir, port, lease, child: undefined, status: 'running', exitCode: undefined }
-        runs.set(run.id, run)
-        start(run)
+        const run = launch(lease, dir, port)
         res.status(201).location(`/run/${run.id}`).json(view(run))
       } catch (err) {
         await lease.end()
@@ -263,10 +269,7 @@ export function createHosting(options: HostingOptions): Hosting {
         }
         const { port } = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')) as { port: number }
         killLeftover(dir)
-        const run: Run = { id: lease.id, dir, port, lease, child: undefined, status: 'running', exitCode: undefined }
-        runs.set(run.id, run)
-        start(run)
-        restarted.push(view(run))
+        restarted.push(view(launch(lease, dir, port)))
       }
       return restarted
     },
