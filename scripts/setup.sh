@@ -4,12 +4,7 @@
 # (Debian's package) for the transcode example and its tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PNPM_VERSION=10.34.8
-if command -v pnpm >/dev/null 2>&1 && [ "$(pnpm --version 2>/dev/null)" = "$PNPM_VERSION" ]; then
-  pnpm install --frozen-lockfile
-else
-  npx --yes "pnpm@$PNPM_VERSION" install --frozen-lockfile
-fi
+bash scripts/pnpm.sh install --frozen-lockfile
 
 if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
   echo "installing ffmpeg (Debian package)…"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: type check, then every test (vitest) against the real embedded network.
+# The whole test suite: build every package (tsc -b, which also type-checks the tests, examples and
+# benchmarks), then every test (vitest) against the real embedded network, including the consumer
+# test that packs the packages and installs the tarballs with plain npm.
 # Prints a closing line "tests: N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-echo "type check (tsc, strict)…"
-node_modules/.bin/tsc -p tsconfig.json
+echo "build and type check (tsc -b, strict)…"
+bash scripts/build.sh
 report="$(mktemp -d)/vitest.json"
 status=0
 node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?

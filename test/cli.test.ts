@@ -6,16 +6,16 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFile } from 'node:fs/promises'
 import { createApp } from '@cogpay/example-express-basic'
-import { createHosting } from '@cogpay/example-hosting'
+import { createHosting } from '@cogpay/hosting'
 import { createLeaseHost } from '@cogpay/ilp'
 import { listen, startNetwork, type Network } from './support/network.ts'
 
-const cli = fileURLToPath(new URL('../packages/cli/bin/cogpay.js', import.meta.url))
+const cli = fileURLToPath(new URL('../packages/cli/src/bin.ts', import.meta.url))
 
 /** Runs the CLI; resolves with its exit code and output. Killed after `timeoutMs`. */
 function run(args: string[], options: { timeoutMs?: number; until?: RegExp } = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000)
@@ -62,7 +62,7 @@ describe('cogpay CLI', () => {
     const { code, stderr } = await run([
       'fetch', `${app.url}/stream/5`, '--max', '100', '--uplink', net.testnet.uri('cli'), '--progress', '-o', out,
     ])
-    expect(code).toBe(0)
+    expect(code, stderr).toBe(0)
     const lines = stderr.split('\n').filter((line) => line.startsWith('cogpay: spent '))
     const reports = lines.map((line) => /^cogpay: spent (\d+) of 100; server asks (\d+)$/.exec(line))
     expect(reports.map((r) => Number(r?.[1]))).toEqual([7, 14, 21, 28, 35])
@@ -143,7 +143,7 @@ describe('cogpay CLI', () => {
     await writeFile(script, "setInterval(() => console.log('working'), 50)\n")
     /** Starts a long-running CLI command; resolves once its output matches `ready`. */
     const start = (args: string[], ready: RegExp) => {
-      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
       const out = { text: '' }
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
       const started = new Promise<void>((resolve, reject) => {

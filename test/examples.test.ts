@@ -1,4 +1,11 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { startHost } from '@cogpay/example-hosting'
+import { createPayFetch } from '@cogpay/fetch'
+import { startTestnet } from '@cogpay/testnet'
+import { sleep } from './support/wait.ts'
 import { runDemo } from '@cogpay/example-demo'
 import { runTranscodeDemo } from '@cogpay/example-demo/transcode'
 import { runHostingDemo } from '@cogpay/example-demo/hosting'
@@ -48,5 +55,44 @@ describe('the hosting demo (npm run demo -- hosting)', () => {
     expect(lines).toContain('its app says: hello from a paid process')
     expect(lines.some((line) => /^revoked: the host stopped the run \(COGPAY_AUTHORIZATION_REVOKED\)/.test(line))).toBe(true)
     expect(lines.at(-1)).toBe(`moved: client paid ${first + capped}, host received ${hostPaid} (XRP, scale 9)`)
+  })
+})
+
+/** The script's answer through the host's proxy, once it listens (polled, at most 5 s). */
+async function appAnswer(url: string): Promise<string | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const answer = await fetch(url).catch(() => undefined)
+    if (answer?.ok) return answer.text()
+    await sleep(50)
+  }
+  return undefined
+}
+
+describe('the hosting example (examples/hosting)', () => {
+  it('starts a host that bills a deployed script and answers through its proxy, and resumes it after a restart', async () => {
+    const testnet = await startTestnet()
+    const dir = await mkdtemp(join(tmpdir(), 'cogpay-example-host-'))
+    const payFetch = createPayFetch({ uplink: testnet.uri('client'), maxSpend: 0n })
+    let host = await startHost({ uplink: testnet.uri('host'), dir, ratePerSecond: 10n })
+    try {
+      payFetch.payer.authorize(host.url, { total: 1000n, rate: { amount: 10n, intervalMs: 1000 } })
+      const script = `require('node:http').createServer((req, res) => res.end('up')).listen(process.env.PORT)`
+      const deployed = await payFetch(`${host.url}/run`, { method: 'POST', body: script })
+      expect(deployed.status).toBe(201)
+      const { id } = (await deployed.json()) as { id: string }
+      expect(await appAnswer(`${host.url}/run/${id}/app/`)).toBe('up')
+      expect(payFetch.payer.leases()[0]).toMatchObject({ id, spent: 10n, status: 'active' })
+      // Same folder, new process: the run is found again and its script restarted.
+      const port = Number(new URL(host.url).port)
+      await host.close()
+      host = await startHost({ uplink: testnet.uri('host'), dir, port, ratePerSecond: 10n })
+      expect([...host.hosting.runs.keys()]).toEqual([id])
+      expect(await appAnswer(`${host.url}/run/${id}/app/`)).toBe('up')
+    } finally {
+      await host.close()
+      await payFetch.payer.close()
+      await testnet.close()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ErrorCodes, FileLeaseStore, type LeaseHost } from '@cogpay/core'
 import { createLeaseHost } from '@cogpay/ilp'
 import { createPayFetch, getPayment, type PayFetch } from '@cogpay/fetch'
-import { createHosting, type Hosting, type RunView } from '@cogpay/example-hosting'
+import { createHosting, type Hosting, type RunView } from '@cogpay/hosting'
 import { listen, startNetwork, type Network } from './support/network.ts'
 import { sleep, until } from './support/wait.ts'
 

@@ -7,7 +7,7 @@ import { FileLeaseStore } from '@cogpay/core'
 import { createLeaseHost, createPaymentServer, createPayer } from '@cogpay/ilp'
 import { createPayFetch } from '@cogpay/fetch'
 import { startTestnet } from '@cogpay/testnet'
-import { createHosting, type RunView } from '@cogpay/example-hosting'
+import { createHosting, type RunView } from '@cogpay/hosting'
 
 const SCRIPT = `require('node:http').createServer((req, res) => res.end('hello from a paid process\\n')).listen(process.env.PORT)`
 

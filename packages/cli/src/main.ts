@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { createLeaseHost, createPaymentServer } from '@cogpay/ilp'
-import { createHosting } from '@cogpay/example-hosting'
+import { createHosting } from '@cogpay/hosting'
 import { FileLeaseStore, isCogpayError, parseAmount, PaymentRequiredError, SpendLimitError } from '@cogpay/core'
 import { createPayFetch, getPayment } from '@cogpay/fetch'
 import { startTestnet } from '@cogpay/testnet'
@@ -20,7 +20,7 @@ const USAGE = `usage:
       uplink defaults to $COGPAY_UPLINK, then btp+ws://127.0.0.1:7768
 
   cogpay host serve [--port 7770] [--host 127.0.0.1] [--rate 10/s] [--dir ~/.cogpay/host] [--grace-ms 5000] [--uplink …]
-      run the hosting API (examples/hosting): scripts billed --rate while they run; leases and runs
+      run the hosting API (@cogpay/hosting): scripts billed --rate while they run; leases and runs
       are kept in --dir and resumed on restart; Ctrl-C stops it (runs resume on the next start)
   cogpay host run <script.js> --max-rate <amount>/<interval> --max <amount> [--url <host>] [--uplink …] [--progress]
       deploy a Node script to a cogpay host and pay for it while it runs: the host pulls at most
@@ -321,8 +321,4 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`cogpay: ${(err as Error)?.message ?? err}\n`)
     return Exit.error
   }
-}
-
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('cogpay.js')) {
-  process.exitCode = await main(process.argv.slice(2))
 }

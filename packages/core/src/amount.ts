@@ -1,5 +1,5 @@
-import { CogpayError } from './errors/cogpay-error.ts'
-import { ErrorCodes } from './errors/codes.ts'
+import { CogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes } from './errors/codes.js'
 
 /** Largest amount STREAM can carry: an unsigned 64-bit integer. */
 export const MAX_AMOUNT = 2n ** 64n - 1n

@@ -1,10 +1,10 @@
-export { ErrorCodes, type ErrorCode } from './errors/codes.ts'
-export { CogpayError, isCogpayError, type CogpayErrorOptions } from './errors/cogpay-error.ts'
-export { PaymentRequiredError } from './errors/payment-required-error.ts'
-export { SpendLimitError } from './errors/spend-limit-error.ts'
-export { PaymentInterruptedError } from './errors/payment-interrupted-error.ts'
-export { parseAmount, formatAmount, isAssetScale, MAX_AMOUNT, type Asset, type AmountLike } from './amount.ts'
-export { isIlpAddress, isUnderAddress, MAX_ADDRESS_LENGTH } from './address.ts'
+export { ErrorCodes, type ErrorCode } from './errors/codes.js'
+export { CogpayError, isCogpayError, type CogpayErrorOptions } from './errors/cogpay-error.js'
+export { PaymentRequiredError } from './errors/payment-required-error.js'
+export { SpendLimitError } from './errors/spend-limit-error.js'
+export { PaymentInterruptedError } from './errors/payment-interrupted-error.js'
+export { parseAmount, formatAmount, isAssetScale, MAX_AMOUNT, type Asset, type AmountLike } from './amount.js'
+export { isIlpAddress, isUnderAddress, MAX_ADDRESS_LENGTH } from './address.js'
 export {
   Headers,
   HEADER_LIMITS,
@@ -19,13 +19,13 @@ export {
   type PaymentHeaders,
   type HeaderSource,
   type ParsedPaymentHeaders,
-} from './wire.ts'
+} from './wire.js'
 export {
   paymentRequirements,
   readPaymentRequirements,
   type PaymentRequirements,
   type PaymentRequiredBody,
-} from './requirements.ts'
+} from './requirements.js'
 export {
   encodeHello,
   decodeHello,
@@ -40,9 +40,9 @@ export {
   encodeLeaseReport,
   decodeLeaseReport,
   PING_LINE,
-} from './socket-messages.ts'
-export { createPriceResolver, type PriceSpec, type PriceResolver } from './price.ts'
-export type { PaymentReceiver, CollectRequest, Collection } from './receiver.ts'
+} from './socket-messages.js'
+export { createPriceResolver, type PriceSpec, type PriceResolver } from './price.js'
+export type { PaymentReceiver, CollectRequest, Collection } from './receiver.js'
 export {
   createPaywall,
   encodeBody,
@@ -51,13 +51,13 @@ export {
   type PaywallOptions,
   type PaywallOutcome,
   type PaymentReceipt,
-} from './paywall.ts'
-export { Meter, type MeterOptions } from './meter.ts'
-export type { OpenRequest, PaymentStream } from './receiver.ts'
-export { createMetering, type Metering, type MeteringOptions, type MeteringOutcome } from './metering.ts'
-export { beforeHeaders } from './before-headers.ts'
-export { clientGone } from './client-gone.ts'
-export type { PaidRouteOptions, MeteredRouteOptions } from './route-options.ts'
+} from './paywall.js'
+export { Meter, type MeterOptions } from './meter.js'
+export type { OpenRequest, PaymentStream } from './receiver.js'
+export { createMetering, type Metering, type MeteringOptions, type MeteringOutcome } from './metering.js'
+export { beforeHeaders } from './before-headers.js'
+export { clientGone } from './client-gone.js'
+export type { PaidRouteOptions, MeteredRouteOptions } from './route-options.js'
 export {
   LeaseHost,
   Lease,
@@ -65,13 +65,13 @@ export {
   type LeaseHostOptions,
   type LeaseOptions,
   type LeaseHostEvents,
-} from './lease.ts'
+} from './lease.js'
 export {
   MemoryLeaseStore,
   FileLeaseStore,
   type LeaseStore,
   type LeaseRecord,
   type LeaseStatus,
-} from './lease-store.ts'
-export { createLeasing, type Leasing, type LeasingOutcome, type LeaseRouteOptions } from './leasing.ts'
-export type { LeaseReceiver, LeaseStream, OpenLeaseRequest } from './receiver.ts'
+} from './lease-store.js'
+export { createLeasing, type Leasing, type LeasingOutcome, type LeaseRouteOptions } from './leasing.js'
+export type { LeaseReceiver, LeaseStream, OpenLeaseRequest } from './receiver.js'

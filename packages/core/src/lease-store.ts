@@ -1,8 +1,8 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { parseAmount } from './amount.ts'
-import { CogpayError } from './errors/cogpay-error.ts'
-import { ErrorCodes } from './errors/codes.ts'
+import { parseAmount } from './amount.js'
+import { CogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes } from './errors/codes.js'
 
 /** Where a lease stands. */
 export type LeaseStatus = 'active' | 'stopped' | 'ended'

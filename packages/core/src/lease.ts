@@ -1,12 +1,12 @@
 import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { parseAmount, type AmountLike } from './amount.ts'
-import { CogpayError, isCogpayError } from './errors/cogpay-error.ts'
-import { ErrorCodes } from './errors/codes.ts'
-import { MemoryLeaseStore, type LeaseRecord, type LeaseStatus, type LeaseStore } from './lease-store.ts'
-import type { LeaseReceiver, LeaseStream } from './receiver.ts'
-import type { PaymentHeaders } from './wire.ts'
+import { parseAmount, type AmountLike } from './amount.js'
+import { CogpayError, isCogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes } from './errors/codes.js'
+import { MemoryLeaseStore, type LeaseRecord, type LeaseStatus, type LeaseStore } from './lease-store.js'
+import type { LeaseReceiver, LeaseStream } from './receiver.js'
+import type { PaymentHeaders } from './wire.js'
 
 /** Options of a {@link LeaseHost}. */
 export interface LeaseHostOptions {

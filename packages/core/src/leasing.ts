@@ -1,8 +1,8 @@
-import { CogpayError, isCogpayError } from './errors/cogpay-error.ts'
-import { ErrorCodes } from './errors/codes.ts'
-import { leaseTerms, type Lease, type LeaseHost } from './lease.ts'
-import { capBelow, respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.ts'
-import { Headers, announcedCapBelow, parsePaymentHeaders } from './wire.ts'
+import { CogpayError, isCogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes } from './errors/codes.js'
+import { leaseTerms, type Lease, type LeaseHost } from './lease.js'
+import { capBelow, respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.js'
+import { Headers, announcedCapBelow, parsePaymentHeaders } from './wire.js'
 
 /** Options of a lease route (`leaseRoute` in the Express and Koa adapters). */
 export interface LeaseRouteOptions<Req> {

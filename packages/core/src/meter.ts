@@ -1,7 +1,7 @@
-import { parseAmount } from './amount.ts'
-import { CogpayError } from './errors/cogpay-error.ts'
-import { ErrorCodes } from './errors/codes.ts'
-import type { PaymentStream } from './receiver.ts'
+import { parseAmount } from './amount.js'
+import { CogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes } from './errors/codes.js'
+import type { PaymentStream } from './receiver.js'
 
 /** Options of a {@link Meter}. */
 export interface MeterOptions {

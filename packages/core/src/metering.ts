@@ -1,11 +1,11 @@
-import { parseAmount, type AmountLike } from './amount.ts'
-import { CogpayError, isCogpayError } from './errors/cogpay-error.ts'
-import { ErrorCodes } from './errors/codes.ts'
-import { Meter } from './meter.ts'
-import { capBelow, respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.ts'
-import { createPriceResolver, type PriceSpec } from './price.ts'
-import type { PaymentReceiver } from './receiver.ts'
-import { Headers, announcedCapBelow, parsePaymentHeaders } from './wire.ts'
+import { parseAmount, type AmountLike } from './amount.js'
+import { CogpayError, isCogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes } from './errors/codes.js'
+import { Meter } from './meter.js'
+import { capBelow, respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.js'
+import { createPriceResolver, type PriceSpec } from './price.js'
+import type { PaymentReceiver } from './receiver.js'
+import { Headers, announcedCapBelow, parsePaymentHeaders } from './wire.js'
 
 /** Options of a metered route. */
 export interface MeteringOptions<Req = unknown> {

@@ -1,11 +1,11 @@
 import { Buffer } from 'node:buffer'
-import type { Asset } from './amount.ts'
-import { CogpayError, isCogpayError } from './errors/cogpay-error.ts'
-import { ErrorCodes } from './errors/codes.ts'
-import { createPriceResolver, type PriceSpec } from './price.ts'
-import type { PaymentReceiver } from './receiver.ts'
-import { paymentRequirements, type PaymentRequiredBody } from './requirements.ts'
-import { Headers, announcedCapBelow, parsePaymentHeaders, type HeaderSource } from './wire.ts'
+import type { Asset } from './amount.js'
+import { CogpayError, isCogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes } from './errors/codes.js'
+import { createPriceResolver, type PriceSpec } from './price.js'
+import type { PaymentReceiver } from './receiver.js'
+import { paymentRequirements, type PaymentRequiredBody } from './requirements.js'
+import { Headers, announcedCapBelow, parsePaymentHeaders, type HeaderSource } from './wire.js'
 
 /** What a paid request paid, as the handler sees it (`res.locals.payment`, `ctx.state.payment`). */
 export interface PaymentReceipt {

@@ -1,6 +1,6 @@
-import { parseAmount, type AmountLike } from './amount.ts'
-import { CogpayError } from './errors/cogpay-error.ts'
-import { ErrorCodes } from './errors/codes.ts'
+import { parseAmount, type AmountLike } from './amount.js'
+import { CogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes } from './errors/codes.js'
 
 /**
  * A price, in the smallest unit of the server's asset: fixed (a bigint or decimal string), or a

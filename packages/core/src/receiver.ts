@@ -1,7 +1,7 @@
-import type { Asset } from './amount.ts'
-import type { PaymentHeaders } from './wire.ts'
-import type { CogpayError } from './errors/cogpay-error.ts'
-import type { LeaseReport, LeaseTerms, StreamFinal } from './socket-messages.ts'
+import type { Asset } from './amount.js'
+import type { PaymentHeaders } from './wire.js'
+import type { CogpayError } from './errors/cogpay-error.js'
+import type { LeaseReport, LeaseTerms, StreamFinal } from './socket-messages.js'
 
 /**
  * The payment side of a server, as the paywall sees it. `@cogpay/ilp` implements it over STREAM;

@@ -1,6 +1,6 @@
-import { isAssetScale, parseAmount, type Asset } from './amount.ts'
-import { Headers, SCHEME, SCHEME_NAME, WIRE_VERSION } from './wire.ts'
-import type { ErrorCode } from './errors/codes.ts'
+import { isAssetScale, parseAmount, type Asset } from './amount.js'
+import { Headers, SCHEME, SCHEME_NAME, WIRE_VERSION } from './wire.js'
+import type { ErrorCode } from './errors/codes.js'
 
 /** How to pay for a request: one entry of a 402 body's `accepts`. */
 export interface PaymentRequirements {

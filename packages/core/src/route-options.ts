@@ -1,6 +1,6 @@
-import type { AmountLike } from './amount.ts'
-import type { PriceSpec } from './price.ts'
-import type { PaymentReceiver } from './receiver.ts'
+import type { AmountLike } from './amount.js'
+import type { PriceSpec } from './price.js'
+import type { PaymentReceiver } from './receiver.js'
 
 /** Options of `paidRoute`, for Express and Koa alike. */
 export interface PaidRouteOptions {

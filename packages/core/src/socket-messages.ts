@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer'
-import { parseAmount } from './amount.ts'
-import { isIlpAddress } from './address.ts'
+import { parseAmount } from './amount.js'
+import { isIlpAddress } from './address.js'
 
 /**
  * Messages on the payment socket itself (STREAM stream data and close reasons). The server writes

@@ -1,8 +1,8 @@
 import { Buffer } from 'node:buffer'
-import { isIlpAddress, MAX_ADDRESS_LENGTH } from './address.ts'
-import { isAssetScale, parseAmount, type Asset } from './amount.ts'
-import { CogpayError } from './errors/cogpay-error.ts'
-import { ErrorCodes, type ErrorCode } from './errors/codes.ts'
+import { isIlpAddress, MAX_ADDRESS_LENGTH } from './address.js'
+import { isAssetScale, parseAmount, type Asset } from './amount.js'
+import { CogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes, type ErrorCode } from './errors/codes.js'
 
 /** Scheme name and major version this implementation speaks, as sent in `Cogpay-Scheme`. */
 export const SCHEME = 'ilp-stream/1'

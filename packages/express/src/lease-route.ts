@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { clientGone, createLeasing, type LeaseRouteOptions as Options } from '@cogpay/core'
-import { respond } from './respond.ts'
+import { respond } from './respond.js'
 
 /** Options for {@link leaseRoute}. */
 export type LeaseRouteOptions = Options<Request>

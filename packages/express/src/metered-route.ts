@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { beforeHeaders, clientGone, createMetering, type MeteredRouteOptions as Options } from '@cogpay/core'
 import { defaultPaymentServer } from '@cogpay/ilp'
-import { respond } from './respond.ts'
+import { respond } from './respond.js'
 
 /** Options for {@link meteredRoute}. */
 export type MeteredRouteOptions = Options<Request>

@@ -7,7 +7,7 @@ export {
   type FetchFunction,
   type PayFetchHooks,
   type SpendState,
-} from './pay-fetch.ts'
-export { getPayment, type Payment } from './payment.ts'
+} from './pay-fetch.js'
+export { getPayment, type Payment } from './payment.js'
 export { PaymentRequiredError, SpendLimitError, PaymentInterruptedError, CogpayError, ErrorCodes } from '@cogpay/core'
 export { createPayer, type Payer } from '@cogpay/ilp'

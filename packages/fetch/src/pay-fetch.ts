@@ -12,7 +12,7 @@ import {
   type AmountLike,
 } from '@cogpay/core'
 import { createPayer, type Payer, type PendingPayment } from '@cogpay/ilp'
-import { recordPayment, type Payment } from './payment.ts'
+import { recordPayment, type Payment } from './payment.js'
 
 /** A fetch function: undici's, the global one, or any compatible. */
 export type FetchFunction = (input: string | URL, init?: RequestInit) => Promise<Response>

@@ -1,17 +1,17 @@
-export { Uplink, Channel } from './uplink.ts'
-export { DEFAULT_UPLINK, parseUplinkUri, createPlugin } from './uplink-uri.ts'
-export type { IlpPlugin } from './plugin.ts'
-export { PaymentSocket, SocketStream, type PaymentSocketOptions } from './payment-socket.ts'
+export { Uplink, Channel } from './uplink.js'
+export { DEFAULT_UPLINK, parseUplinkUri, createPlugin } from './uplink-uri.js'
+export type { IlpPlugin } from './plugin.js'
+export { PaymentSocket, SocketStream, type PaymentSocketOptions } from './payment-socket.js'
 export {
   PaymentServer,
   createPaymentServer,
   defaultPaymentServer,
   type PaymentServerOptions,
   type PaymentServerEvents,
-} from './payment-server.ts'
-export { Payer, createPayer, type PayerOptions, type PayerEvents, type PendingPayment, type ExpectOptions } from './payer.ts'
-export type { BudgetView, Reservation } from './budget.ts'
-export { Budget, type RateCap } from './budget.ts'
-export type { LeaseView, PayerLeaseStatus } from './payer-lease.ts'
-export { LeaseSocketStream } from './payment-socket.ts'
-export { createLeaseHost, type CreateLeaseHostOptions } from './lease-host.ts'
+} from './payment-server.js'
+export { Payer, createPayer, type PayerOptions, type PayerEvents, type PendingPayment, type ExpectOptions } from './payer.js'
+export type { BudgetView, Reservation } from './budget.js'
+export { Budget, type RateCap } from './budget.js'
+export type { LeaseView, PayerLeaseStatus } from './payer-lease.js'
+export { LeaseSocketStream } from './payment-socket.js'
+export { createLeaseHost, type CreateLeaseHostOptions } from './lease-host.js'

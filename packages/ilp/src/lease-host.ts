@@ -1,5 +1,5 @@
 import { LeaseHost, type LeaseStore } from '@cogpay/core'
-import { defaultPaymentServer, type PaymentServer } from './payment-server.ts'
+import { defaultPaymentServer, type PaymentServer } from './payment-server.js'
 
 /** Options for {@link createLeaseHost}. */
 export interface CreateLeaseHostOptions {

@@ -1,8 +1,8 @@
 import type { Buffer } from 'node:buffer'
 import type { DataAndMoneyStream } from 'ilp-protocol-stream'
 import { CloseReasons, decodeFinal, encodeLeaseReport, type LeaseTerms } from '@cogpay/core'
-import type { Budget, Reservation } from './budget.ts'
-import { readLines, refuseStream } from './payer-streams.ts'
+import type { Budget, Reservation } from './budget.js'
+import { readLines, refuseStream } from './payer-streams.js'
 
 /**
  * Where a lease stands, from the payer's side:

@@ -15,12 +15,12 @@ import {
   type LeaseTerms,
   type PaymentHeaders,
 } from '@cogpay/core'
-import type { IlpPlugin } from './plugin.ts'
-import { DEFAULT_UPLINK, createPlugin, parseUplinkUri } from './uplink-uri.ts'
-import { withTimeout } from './timeout.ts'
-import { Budget, type BudgetView, type RateCap, type Reservation } from './budget.ts'
-import { readLines, refuseStream, settled, stopPaying } from './payer-streams.ts'
-import { PayerLease, type LeaseView } from './payer-lease.ts'
+import type { IlpPlugin } from './plugin.js'
+import { DEFAULT_UPLINK, createPlugin, parseUplinkUri } from './uplink-uri.js'
+import { withTimeout } from './timeout.js'
+import { Budget, type BudgetView, type RateCap, type Reservation } from './budget.js'
+import { readLines, refuseStream, settled, stopPaying } from './payer-streams.js'
+import { PayerLease, type LeaseView } from './payer-lease.js'
 
 const require = createRequire(import.meta.url)
 const { createServer } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -150,17 +150,21 @@ class Pending implements PendingPayment {
   waitFinal(timeoutMs: number): Promise<StreamFinal | undefined> {
     if (this.final) return Promise.resolve(this.final)
     const stream = this.stream
-    if (!stream || stream.destroyed) return Promise.resolve(undefined)
+    if (!stream) return Promise.resolve(undefined)
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer)
         this.#finalArrived.removeListener('final', done)
-        stream.removeListener('close', done)
+        stream.removeListener('close', closed)
         resolve(this.final)
       }
+      // The final line and the close often arrive in one packet, and STREAM may emit 'close'
+      // before the line's 'data' has reached us: let the data that was pushed flow first.
+      const closed = () => setImmediate(() => setImmediate(done))
       const timer = setTimeout(done, timeoutMs)
       this.#finalArrived.once('final', done)
-      stream.once('close', done)
+      if (stream.destroyed) closed()
+      else stream.once('close', closed)
     })
   }
 
@@ -602,16 +606,25 @@ export class Payer extends EventEmitter<PayerEvents> {
     return budget
   }
 
-  /** Stops the STREAM server and disconnects the uplink. Requests under way stop paying. */
-  async close(): Promise<void> {
+  /**
+   * Stops the STREAM server and disconnects the uplink. Requests under way stop paying. Servers
+   * are told the connection closes, but a server that has gone away (or stopped answering) is
+   * waited for at most `closeTimeoutMs` (default 1000): closing never hangs, and never rejects
+   * because a peer is gone.
+   */
+  async close(closeTimeoutMs = 1000): Promise<void> {
     for (const pending of this.#pending.values()) pending.stream?.destroy()
     this.#pending.clear()
     for (const lease of this.#leases.values()) lease.destroy()
     const server = this.#server
     this.#server = undefined
     this.#starting = undefined
-    if (server) await server.close()
-    else await this.plugin.disconnect()
+    if (server) {
+      // ilp-protocol-stream's close ends every connection with a packet to its peer, and rejects
+      // when one of those is never answered (BTP's response timeout): a peer's fault, not ours.
+      await withTimeout(server.close(), closeTimeoutMs, () => new Error('close timed out')).catch(() => {})
+    }
+    await this.plugin.disconnect().catch(() => {})
   }
 }
 

@@ -15,10 +15,10 @@ import {
   type PaymentReceiver,
   type PaymentStream,
 } from '@cogpay/core'
-import { PaymentSocket, SocketFullError, waitForTotal, type SocketStream } from './payment-socket.ts'
-import type { IlpPlugin } from './plugin.ts'
-import { DEFAULT_UPLINK, parseUplinkUri } from './uplink-uri.ts'
-import { Uplink } from './uplink.ts'
+import { PaymentSocket, SocketFullError, waitForTotal, type SocketStream } from './payment-socket.js'
+import type { IlpPlugin } from './plugin.js'
+import { DEFAULT_UPLINK, parseUplinkUri } from './uplink-uri.js'
+import { Uplink } from './uplink.js'
 
 /** Options for {@link createPaymentServer}. */
 export interface PaymentServerOptions {

@@ -16,7 +16,7 @@ import {
   type PaymentStream,
   type StreamFinal,
 } from '@cogpay/core'
-import type { Channel } from './uplink.ts'
+import type { Channel } from './uplink.js'
 
 const require = createRequire(import.meta.url)
 const { createConnection } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -254,8 +254,27 @@ export class SocketStream implements PaymentStream {
     if (this.#closedByUs) return
     this.#closedByUs = true
     if (this.stream.destroyed) return
-    if (final) this.stream.write(encodeFinal(final))
-    this.stream.end()
+    if (!final) return void this.stream.end()
+    // The write's callback runs once the line is loaded into a packet, not once it arrived.
+    this.stream.write(encodeFinal(final), () => void this.#endOnceDelivered())
+  }
+
+  /**
+   * Ends the stream once its last data is answered. ilp-protocol-stream forgets a closed stream
+   * at once, and with it the data of a packet still in flight: if that packet is rejected (and
+   * STREAM retries rejected packets), the data is never sent again. Ended too early, the final
+   * line was lost for about one metered request in twenty under load, and the payer read a whole
+   * body as cut. Bounded: ends after `maxWaitMs` whatever happened.
+   */
+  async #endOnceDelivered(maxWaitMs = 2000): Promise<void> {
+    const connection = this.socket?.connection as unknown as { looping?: boolean } | undefined
+    const stream = this.stream as unknown as { _outgoingDataToRetry?: unknown[] }
+    const deadline = Date.now() + maxWaitMs
+    while (!this.stream.destroyed && Date.now() < deadline) {
+      if (!connection?.looping && (stream._outgoingDataToRetry?.length ?? 0) === 0) break
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    if (!this.stream.destroyed) this.stream.end()
   }
 }
 

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import { CogpayError, ErrorCodes } from '@cogpay/core'
-import type { IlpPlugin } from './plugin.ts'
+import type { IlpPlugin } from './plugin.js'
 
 const require = createRequire(import.meta.url)
 

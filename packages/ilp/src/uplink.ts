@@ -2,9 +2,9 @@ import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import { createRequire } from 'node:module'
 import { CogpayError, ErrorCodes, isUnderAddress, type Asset } from '@cogpay/core'
-import type { IlpPlugin } from './plugin.ts'
-import { createPlugin } from './uplink-uri.ts'
-import { withTimeout } from './timeout.ts'
+import type { IlpPlugin } from './plugin.js'
+import { createPlugin } from './uplink-uri.js'
+import { withTimeout } from './timeout.js'
 
 const require = createRequire(import.meta.url)
 const IlpPacket = require('ilp-packet') as typeof import('ilp-packet')

@@ -1,6 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
 import { clientGone, createLeasing, type LeaseRouteOptions as Options } from '@cogpay/core'
-import { respond } from './respond.ts'
+import { respond } from './respond.js'
 
 /** Options for {@link leaseRoute}. */
 export type LeaseRouteOptions = Options<Context>

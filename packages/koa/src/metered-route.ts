@@ -1,7 +1,7 @@
 import type { Context, Middleware, Next } from 'koa'
 import { beforeHeaders, clientGone, createMetering, type MeteredRouteOptions as Options } from '@cogpay/core'
 import { defaultPaymentServer } from '@cogpay/ilp'
-import { respond } from './respond.ts'
+import { respond } from './respond.js'
 
 /** Options for {@link meteredRoute}. */
 export type MeteredRouteOptions = Options<Context>

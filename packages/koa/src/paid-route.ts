@@ -1,7 +1,7 @@
 import type { Context, Middleware, Next } from 'koa'
 import { clientGone, createPaywall, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
 import { defaultPaymentServer } from '@cogpay/ilp'
-import { respond } from './respond.ts'
+import { respond } from './respond.js'
 
 export type { PaidRouteOptions }
 

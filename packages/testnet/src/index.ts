@@ -1,1 +1,1 @@
-export { startTestnet, type Testnet, type TestnetOptions } from "./hub.ts"
+export { startTestnet, type Testnet, type TestnetOptions } from './hub.js'

@@ -1,4 +1,4 @@
-import type { ErrorCode } from './codes.ts'
+import type { ErrorCode } from './codes.js'
 
 /** Options for {@link CogpayError}. */
 export interface CogpayErrorOptions {

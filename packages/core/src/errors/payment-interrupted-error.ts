@@ -1,5 +1,5 @@
-import { CogpayError } from './cogpay-error.ts'
-import { ErrorCodes } from './codes.ts'
+import { CogpayError } from './cogpay-error.js'
+import { ErrorCodes } from './codes.js'
 
 /**
  * Client side: a metered response was cut because payment stopped, so its body is incomplete.

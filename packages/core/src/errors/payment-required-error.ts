@@ -1,6 +1,6 @@
-import { CogpayError } from './cogpay-error.ts'
-import { ErrorCodes, type ErrorCode } from './codes.ts'
-import type { PaymentRequirements } from '../requirements.ts'
+import { CogpayError } from './cogpay-error.js'
+import { ErrorCodes, type ErrorCode } from './codes.js'
+import type { PaymentRequirements } from '../requirements.js'
 
 /**
  * Client side: the server answered 402. `requirements` is what it asked for (price, asset,

@@ -1,6 +1,6 @@
-import { PaymentRequiredError } from './payment-required-error.ts'
-import { ErrorCodes } from './codes.ts'
-import type { PaymentRequirements } from '../requirements.ts'
+import { PaymentRequiredError } from './payment-required-error.js'
+import { ErrorCodes } from './codes.js'
+import type { PaymentRequirements } from '../requirements.js'
 
 /**
  * Client side: the server wants more than this request's `maxSpend`. The payer paid at most
