@@ -132,7 +132,7 @@ async function payers(uris: string[]): Promise<void> {
           type: 'headers',
           list: issued.map((p) => ({
             address: p.headers.address,
-            secret: p.headers.secret.toString('base64'),
+            secret: Buffer.from(p.headers.secret).toString('base64'),
             requestId: p.headers.requestId,
           })),
         })

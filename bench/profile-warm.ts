@@ -222,7 +222,7 @@ async function newPayer(): Promise<Payer> {
   const expect = payer.expect.bind(payer)
   payer.expect = async (origin, maxSpend) => {
     const pending = await expect(origin, maxSpend)
-    secret = pending.headers.secret
+    secret = Buffer.from(pending.headers.secret)
     return pending
   }
   return payer

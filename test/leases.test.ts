@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ErrorCodes, FileLeaseStore, type Lease, type LeaseHost } from '@cogpay/core'
+import { ErrorCodes, type Lease, type LeaseHost } from '@cogpay/core'
+import { FileLeaseStore } from '@cogpay/core/node'
 import { createLeaseHost, createPaymentServer, createPayer, type Payer } from '@cogpay/ilp'
 import Koa from 'koa'
 import { leaseRoute } from '@cogpay/koa'
@@ -224,7 +225,7 @@ describe('leases: pull payments over time on the real testnet', () => {
     const pending = await net.payer.expect(ORIGIN, 0n)
     const headers = JSON.stringify({
       address: pending.headers.address,
-      secret: pending.headers.secret.toString('base64url'),
+      secret: Buffer.from(pending.headers.secret).toString('base64url'),
       requestId: pending.headers.requestId,
     })
     const first = startProcess('host-process.ts', [net.testnet.uri('hostA'), storePath, headers, '10', '100'])

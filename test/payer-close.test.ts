@@ -21,7 +21,7 @@ describe('Payer.close()', () => {
       const connection = await IlpStream.createConnection({
         plugin: server,
         destinationAccount: payment.headers.address,
-        sharedSecret: payment.headers.secret,
+        sharedSecret: Buffer.from(payment.headers.secret),
       })
       connection.on('error', () => {})
       // ...then goes silent: every packet the payer sends it is never answered.

@@ -85,7 +85,7 @@ describe('reverse payment sockets on the real testnet', () => {
     const connection = await createConnection({
       plugin: createPlugin(net.testnet.uri('greedy')),
       destinationAccount: pending.headers.address,
-      sharedSecret: pending.headers.secret,
+      sharedSecret: Buffer.from(pending.headers.secret),
     })
     try {
       const stream: DataAndMoneyStream = connection.createStream()

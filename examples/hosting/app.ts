@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { FileLeaseStore } from '@cogpay/core'
+import { FileLeaseStore } from '@cogpay/core/node'
 import { createHosting, type Hosting } from '@cogpay/hosting'
 import { createLeaseHost, createPaymentServer } from '@cogpay/ilp'
 

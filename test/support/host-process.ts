@@ -2,7 +2,7 @@
 // prints each payment as a JSON line, until it is killed (no clean shutdown).
 // Usage: host-process.ts <uplink> <storePath> <headers JSON> <amount> <intervalMs>
 import { Buffer } from 'node:buffer'
-import { FileLeaseStore } from '@cogpay/core'
+import { FileLeaseStore } from '@cogpay/core/node'
 import { createLeaseHost, createPaymentServer } from '@cogpay/ilp'
 
 const [uplink, storePath, headers, amount, intervalMs] = process.argv.slice(2)

@@ -8,6 +8,6 @@ const payer = createPayer({ uplink: uplink! })
 payer.authorize(origin!, { total: BigInt(total!), rate: { amount: BigInt(amount!), intervalMs: Number(intervalMs) } })
 const pending = await payer.expect(origin!, 0n)
 const { address, secret, requestId } = pending.headers
-process.stdout.write(`${JSON.stringify({ address, secret: secret.toString('base64url'), requestId })}\n`)
+process.stdout.write(`${JSON.stringify({ address, secret: Buffer.from(secret).toString('base64url'), requestId })}\n`)
 payer.on('leaseSpend', ({ spent }) => process.stdout.write(`${JSON.stringify({ spent: spent.toString() })}\n`))
 setInterval(() => {}, 1 << 30)

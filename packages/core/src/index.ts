@@ -55,8 +55,6 @@ export {
 export { Meter, type MeterOptions } from './meter.js'
 export type { OpenRequest, PaymentStream } from './receiver.js'
 export { createMetering, type Metering, type MeteringOptions, type MeteringOutcome } from './metering.js'
-export { beforeHeaders } from './before-headers.js'
-export { clientGone } from './client-gone.js'
 export type { PaidRouteOptions, MeteredRouteOptions } from './route-options.js'
 export {
   LeaseHost,
@@ -68,7 +66,8 @@ export {
 } from './lease.js'
 export {
   MemoryLeaseStore,
-  FileLeaseStore,
+  leaseRecordToJson,
+  leaseRecordFromJson,
   type LeaseStore,
   type LeaseRecord,
   type LeaseStatus,

@@ -1,7 +1,6 @@
-import { Buffer } from 'node:buffer'
-import { randomBytes } from 'node:crypto'
-import { EventEmitter } from 'node:events'
+import { EventEmitter } from 'eventemitter3'
 import { parseAmount, type AmountLike } from './amount.js'
+import { fromBase64, randomBytes, toBase64 } from './bytes.js'
 import { CogpayError, isCogpayError } from './errors/cogpay-error.js'
 import { ErrorCodes } from './errors/codes.js'
 import { MemoryLeaseStore, type LeaseRecord, type LeaseStatus, type LeaseStore } from './lease-store.js'
@@ -87,10 +86,10 @@ export class LeaseHost extends EventEmitter<LeaseHostEvents> {
     const { amount, intervalMs } = leaseTerms(options)
     const now = Date.now()
     const record: LeaseRecord = {
-      id: randomBytes(16).toString('base64url'),
+      id: toBase64(randomBytes(16), true),
       requestId: payment.requestId,
       address: payment.address,
-      secret: payment.secret.toString('base64url'),
+      secret: toBase64(payment.secret, true),
       amount,
       intervalMs,
       status: 'active',
@@ -121,7 +120,8 @@ export class LeaseHost extends EventEmitter<LeaseHostEvents> {
         lease._start(
           {
             address: lease.record.address,
-            secret: Buffer.from(lease.record.secret, 'base64url'),
+            // A record whose secret is not base64url gets an empty one: STREAM then fails to connect.
+            secret: fromBase64(lease.record.secret) ?? new Uint8Array(0),
             requestId: lease.record.requestId,
           },
           true,

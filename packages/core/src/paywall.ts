@@ -1,4 +1,4 @@
-import { Buffer } from 'node:buffer'
+import { utf8 } from './bytes.js'
 import type { Asset } from './amount.js'
 import { CogpayError, isCogpayError } from './errors/cogpay-error.js'
 import { ErrorCodes } from './errors/codes.js'
@@ -180,6 +180,6 @@ export function respondWithError(
 }
 
 /** Serialises a paywall body (for adapters that write raw bytes). */
-export function encodeBody(body: PaymentRequiredBody): Buffer {
-  return Buffer.from(JSON.stringify(body))
+export function encodeBody(body: PaymentRequiredBody): Uint8Array {
+  return utf8(JSON.stringify(body))
 }

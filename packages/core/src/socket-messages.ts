@@ -1,4 +1,4 @@
-import { Buffer } from 'node:buffer'
+import { byteLength, fromBase64, text, utf8 } from './bytes.js'
 import { parseAmount } from './amount.js'
 import { isIlpAddress } from './address.js'
 
@@ -50,20 +50,20 @@ export interface LeaseReport {
 const LEASE_ID = /^[A-Za-z0-9_-]{16,64}$/
 
 /** Serialises a lease report: one line of JSON. */
-export function encodeLeaseReport(report: LeaseReport): Buffer {
+export function encodeLeaseReport(report: LeaseReport): Uint8Array {
   const json = { v: 1, lease: report.lease, received: report.received.toString(), ...(report.resume ? { resume: report.resume } : {}) }
-  return Buffer.from(`${JSON.stringify(json)}\n`)
+  return utf8(`${JSON.stringify(json)}\n`)
 }
 
 /** Parses a lease report line. Returns `undefined` for anything else. */
-export function decodeLeaseReport(line: Buffer | string): LeaseReport | undefined {
+export function decodeLeaseReport(line: Uint8Array | string): LeaseReport | undefined {
   const value = parseLine(line)
   if (!value || value.v !== 1 || typeof value.lease !== 'string' || !LEASE_ID.test(value.lease)) return undefined
   let resume: LeaseReport['resume']
   if (value.resume !== undefined) {
     const { address, secret } = value.resume as { address?: unknown; secret?: unknown }
     if (typeof address !== 'string' || !isIlpAddress(address) || typeof secret !== 'string') return undefined
-    if (Buffer.from(secret, 'base64url').length !== 32) return undefined
+    if (fromBase64(secret)?.length !== 32) return undefined
     resume = { address, secret }
   }
   try {
@@ -74,7 +74,7 @@ export function decodeLeaseReport(line: Buffer | string): LeaseReport | undefine
 }
 
 /** A host's keep-alive line on a lease's stream while it has nothing to ask: the payer ignores it. */
-export const PING_LINE = Buffer.from('{"v":1,"ping":1}\n')
+export const PING_LINE: Uint8Array = utf8('{"v":1,"ping":1}\n')
 
 /** Longest hello, newline included. A payer closes a stream whose hello is longer. */
 export const MAX_HELLO_BYTES = 512
@@ -102,21 +102,21 @@ export const CloseReasons = {
 } as const
 
 /** Serialises a hello: one line of JSON, newline-terminated. */
-export function encodeHello(hello: StreamHello): Buffer {
+export function encodeHello(hello: StreamHello): Uint8Array {
   const json: Record<string, unknown> = { v: hello.v, requestId: hello.requestId }
   if (hello.amount !== undefined) json.amount = hello.amount.toString()
   if (hello.lease) {
     const { id, amount, intervalMs, resume } = hello.lease
     json.lease = { id, amount: amount.toString(), intervalMs, ...(resume ? { resume: true } : {}) }
   }
-  return Buffer.from(`${JSON.stringify(json)}\n`)
+  return utf8(`${JSON.stringify(json)}\n`)
 }
 
 /** Parses one line of stream data as a JSON object, within the size limit; `undefined` otherwise. */
-function parseLine(line: Buffer | string): Record<string, unknown> | undefined {
-  if (Buffer.byteLength(line) >= MAX_HELLO_BYTES) return undefined
+function parseLine(line: Uint8Array | string): Record<string, unknown> | undefined {
+  if (byteLength(line) >= MAX_HELLO_BYTES) return undefined
   try {
-    const value: unknown = JSON.parse(line.toString())
+    const value: unknown = JSON.parse(text(line))
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
   } catch {
     return undefined
@@ -124,7 +124,7 @@ function parseLine(line: Buffer | string): Record<string, unknown> | undefined {
 }
 
 /** Parses a hello line (without its newline). Returns `undefined` for anything malformed. */
-export function decodeHello(line: Buffer | string): StreamHello | undefined {
+export function decodeHello(line: Uint8Array | string): StreamHello | undefined {
   const value = parseLine(line)
   if (!value) return undefined
   const { v, requestId, amount, lease } = value
@@ -169,14 +169,14 @@ export interface StreamFinal {
 }
 
 /** Serialises a final message: one line of JSON. */
-export function encodeFinal(final: StreamFinal): Buffer {
+export function encodeFinal(final: StreamFinal): Uint8Array {
   const json: Record<string, unknown> = { v: 1, final: final.final, charged: final.charged.toString(), paid: final.paid.toString() }
   if (final.code !== undefined) json.code = final.code
-  return Buffer.from(`${JSON.stringify(json)}\n`)
+  return utf8(`${JSON.stringify(json)}\n`)
 }
 
 /** Parses a final message line. Returns `undefined` for anything else. */
-export function decodeFinal(line: Buffer | string): StreamFinal | undefined {
+export function decodeFinal(line: Uint8Array | string): StreamFinal | undefined {
   const value = parseLine(line)
   if (!value) return undefined
   const { v, final, code, charged, paid } = value

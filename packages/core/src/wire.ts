@@ -1,8 +1,8 @@
-import { Buffer } from 'node:buffer'
 import { isIlpAddress, MAX_ADDRESS_LENGTH } from './address.js'
 import { isAssetScale, parseAmount, type Asset } from './amount.js'
 import { CogpayError } from './errors/cogpay-error.js'
 import { ErrorCodes, type ErrorCode } from './errors/codes.js'
+import { fromBase64, toBase64 } from './bytes.js'
 
 /** Scheme name and major version this implementation speaks, as sent in `Cogpay-Scheme`. */
 export const SCHEME = 'ilp-stream/1'
@@ -62,7 +62,7 @@ export const SECRET_LENGTH = 32
 /** The payment headers of a request, parsed and valid. */
 export interface PaymentHeaders {
   readonly address: string
-  readonly secret: Buffer
+  readonly secret: Uint8Array
   readonly requestId: string
   /** The payer's announced cap, when it chose to send `Cogpay-Max-Spend`. */
   readonly maxSpend?: AnnouncedCap
@@ -186,14 +186,14 @@ export function announcedCapBelow(cap: AnnouncedCap | undefined, price: bigint, 
 }
 
 /** Decodes a secret strictly: base64 or base64url that round-trips to exactly 32 bytes. */
-function decodeSecret(text: string): Buffer | undefined {
+function decodeSecret(text: string): Uint8Array | undefined {
   // Either alphabet, padded or not (RFC 4648 allows padding in base64url too).
   const url = BASE64URL.test(text) && /[-_]/.test(text)
   if (!url && !BASE64.test(text)) return undefined
-  const bytes = Buffer.from(text, url ? 'base64url' : 'base64')
-  if (bytes.length !== SECRET_LENGTH) return undefined
-  // Buffer decoding is lenient; insist that the text is the canonical encoding of the bytes.
-  const canonical = bytes.toString(url ? 'base64url' : 'base64').replace(/=+$/, '')
+  const bytes = fromBase64(text)
+  if (bytes?.length !== SECRET_LENGTH) return undefined
+  // Base64 decoding is lenient; insist that the text is the canonical encoding of the bytes.
+  const canonical = toBase64(bytes, url).replace(/=+$/, '')
   return text.replace(/=+$/, '') === canonical && text.length - canonical.length <= 1 ? bytes : undefined
 }
 
@@ -202,7 +202,7 @@ export function paymentRequestHeaders(payment: PaymentHeaders): Record<string, s
   const headers: Record<string, string> = {
     [Headers.scheme]: SCHEME,
     [Headers.address]: payment.address,
-    [Headers.secret]: payment.secret.toString('base64url'),
+    [Headers.secret]: toBase64(payment.secret, true),
     [Headers.requestId]: payment.requestId,
   }
   const cap = payment.maxSpend

@@ -2,17 +2,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import {
-  decodeHello,
-  decodeLeaseReport,
-  encodeHello,
-  encodeLeaseReport,
-  ErrorCodes,
-  FileLeaseStore,
-  leaseTerms,
-  MemoryLeaseStore,
-  type LeaseRecord,
-} from '../src/index.ts'
+import { decodeHello, decodeLeaseReport, encodeHello, encodeLeaseReport, ErrorCodes, leaseTerms, MemoryLeaseStore, type LeaseRecord } from '../src/index.ts'
+import { FileLeaseStore } from '../src/node.ts'
 
 const ID = 'AAAAAAAAAAAAAAAAAAAAAA'
 const SECRET = Buffer.alloc(32, 7).toString('base64url')
@@ -38,7 +29,7 @@ function record(id: string, changes: Partial<LeaseRecord> = {}): LeaseRecord {
 describe('lease messages on the payment stream', () => {
   it('a lease hello round-trips, and malformed terms are refused', () => {
     const hello = { v: 1 as const, requestId: 'req', lease: { id: ID, amount: 10n, intervalMs: 100, resume: true } }
-    const line = encodeHello(hello).toString().trimEnd()
+    const line = new TextDecoder().decode(encodeHello(hello)).trimEnd()
     expect(decodeHello(line)).toEqual(hello)
     const bad = (lease: unknown) => decodeHello(JSON.stringify({ v: 1, requestId: 'req', lease }))
     expect(bad({ id: 'short', amount: '10', intervalMs: 100 })).toBeUndefined()
@@ -51,7 +42,7 @@ describe('lease messages on the payment stream', () => {
 
   it('a lease report round-trips with its resume credentials; bad credentials are refused', () => {
     const report = { v: 1 as const, lease: ID, received: 30n, resume: { address: 'test.hub.local.p.x~y', secret: SECRET } }
-    expect(decodeLeaseReport(encodeLeaseReport(report).toString().trimEnd())).toEqual(report)
+    expect(decodeLeaseReport(new TextDecoder().decode(encodeLeaseReport(report)).trimEnd())).toEqual(report)
     const json = (value: object) => JSON.stringify({ v: 1, lease: ID, received: '30', ...value })
     expect(decodeLeaseReport(json({ resume: { address: 'test.a', secret: 'c2hvcnQ' } }))).toBeUndefined()
     expect(decodeLeaseReport(json({ resume: { address: 'not an address', secret: SECRET } }))).toBeUndefined()

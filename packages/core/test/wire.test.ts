@@ -80,9 +80,10 @@ describe('parsePaymentHeaders: valid requests', () => {
     ['base64url, padded', B64URL_PADDED],
   ])('accepts a %s secret and decodes it to the exact 32 bytes', (_name, secret) => {
     const headers = expectValid(parsePaymentHeaders(source(valid({ [Headers.secret]: secret }))))
-    expect(Buffer.isBuffer(headers.secret)).toBe(true)
+    // A plain Uint8Array: core uses no Node Buffer (it is meant to run in browsers and edge runtimes too).
+    expect(headers.secret).toBeInstanceOf(Uint8Array)
     expect(headers.secret.length).toBe(SECRET_LENGTH)
-    expect(headers.secret.equals(SECRET)).toBe(true)
+    expect(Buffer.from(headers.secret).equals(SECRET)).toBe(true)
     expect(headers.address).toBe(ADDRESS)
     expect(headers.requestId).toBe(REQUEST_ID)
   })
@@ -91,7 +92,7 @@ describe('parsePaymentHeaders: valid requests', () => {
     const zero = Buffer.alloc(SECRET_LENGTH)
     for (const text of [zero.toString('base64'), zero.toString('base64url')]) {
       const headers = expectValid(parsePaymentHeaders(source(valid({ [Headers.secret]: text }))))
-      expect(headers.secret.equals(zero)).toBe(true)
+      expect(Buffer.from(headers.secret).equals(zero)).toBe(true)
     }
   })
 
@@ -145,7 +146,7 @@ describe('parsePaymentHeaders: valid requests', () => {
       'Cogpay-Request-Id': REQUEST_ID,
     })
     const headers = expectValid(parsePaymentHeaders(source(sent)))
-    expect(headers.secret.equals(SECRET)).toBe(true)
+    expect(Buffer.from(headers.secret).equals(SECRET)).toBe(true)
   })
 })
 
@@ -334,12 +335,12 @@ describe('parsePaymentHeaders: each error code', () => {
 })
 
 describe('stream hello', () => {
-  const line = (hello: Buffer) => hello.subarray(0, hello.length - 1)
+  const line = (hello: Uint8Array) => Buffer.from(hello.subarray(0, hello.length - 1))
 
   it('encodes one newline-terminated JSON line, amount as a decimal string', () => {
     const encoded = encodeHello({ v: 1, requestId: REQUEST_ID, amount: 100n })
-    expect(encoded.toString()).toBe(`{"v":1,"requestId":"${REQUEST_ID}","amount":"100"}\n`)
-    expect(encodeHello({ v: 1, requestId: REQUEST_ID }).toString()).toBe(`{"v":1,"requestId":"${REQUEST_ID}"}\n`)
+    expect(new TextDecoder().decode(encoded)).toBe(`{"v":1,"requestId":"${REQUEST_ID}","amount":"100"}\n`)
+    expect(new TextDecoder().decode(encodeHello({ v: 1, requestId: REQUEST_ID }))).toBe(`{"v":1,"requestId":"${REQUEST_ID}"}\n`)
   })
 
   it.each([

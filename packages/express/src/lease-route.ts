@@ -1,5 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { clientGone, createLeasing, type LeaseRouteOptions as Options } from '@cogpay/core'
+import { createLeasing, type LeaseRouteOptions as Options } from '@cogpay/core'
+import { clientGone } from '@cogpay/core/node'
 import { respond } from './respond.js'
 
 /** Options for {@link leaseRoute}. */

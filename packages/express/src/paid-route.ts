@@ -1,5 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { clientGone, createPaywall, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
+import { createPaywall, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
+import { clientGone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
 import { respond } from './respond.js'
 

@@ -74,7 +74,7 @@ describe('payFetch against a nock server, with a real payer on the real testnet'
     return pending.headers
   }
 
-  function expectPaymentHeaders(headers: Headers | undefined, credentials: { address: string; secret: Buffer }) {
+  function expectPaymentHeaders(headers: Headers | undefined, credentials: { address: string; secret: Uint8Array }) {
     expect(headers).toBeDefined()
     expect(headers?.get('cogpay-scheme')).toBe(SCHEME)
     expect(headers?.get('cogpay-scheme')).toBe('ilp-stream/1')
@@ -86,7 +86,7 @@ describe('payFetch against a nock server, with a real payer on the real testnet'
     expect(secretText).toMatch(/^[A-Za-z0-9_-]{43}$/)
     const secret = Buffer.from(secretText, 'base64url')
     expect(secret.length).toBe(SECRET_LENGTH)
-    expect(secret.equals(credentials.secret)).toBe(true)
+    expect(secret.equals(Buffer.from(credentials.secret))).toBe(true)
     expect(headers?.get('cogpay-request-id')).toMatch(/^[A-Za-z0-9_-]{16,64}$/)
   }
 

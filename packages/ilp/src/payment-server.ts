@@ -203,7 +203,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     }
   }
 
-  async #socketFor(address: string, secret: Buffer): Promise<PaymentSocket> {
+  async #socketFor(address: string, secret: Uint8Array): Promise<PaymentSocket> {
     const key = socketKey(address, secret)
     // A socket kept for its leases is the only one to this payer: use it while it has room.
     const pinned = this.#pinned.get(key)
@@ -232,7 +232,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     this.#opening++
     const opening = (async () => {
       if (retiring) await retiring
-      return PaymentSocket.open(this.uplink.openChannel(), address, secret, {
+      return PaymentSocket.open(this.uplink.openChannel(), address, Buffer.from(secret), {
         connectTimeoutMs: this.#options.connectTimeoutMs,
         idleTimeoutMs: this.#options.socketIdleMs,
       })
@@ -275,8 +275,8 @@ export function defaultPaymentServer(): PaymentServer {
   return shared
 }
 
-function socketKey(address: string, secret: Buffer): string {
-  return `${address} ${secret.toString('base64')}`
+function socketKey(address: string, secret: Uint8Array): string {
+  return `${address} ${Buffer.from(secret).toString('base64')}`
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

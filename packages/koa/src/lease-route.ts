@@ -1,5 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
-import { clientGone, createLeasing, type LeaseRouteOptions as Options } from '@cogpay/core'
+import { createLeasing, type LeaseRouteOptions as Options } from '@cogpay/core'
+import { clientGone } from '@cogpay/core/node'
 import { respond } from './respond.js'
 
 /** Options for {@link leaseRoute}. */

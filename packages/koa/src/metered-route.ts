@@ -1,5 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
-import { beforeHeaders, clientGone, createMetering, type MeteredRouteOptions as Options } from '@cogpay/core'
+import { createMetering, type MeteredRouteOptions as Options } from '@cogpay/core'
+import { beforeHeaders, clientGone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
 import { respond } from './respond.js'
 
