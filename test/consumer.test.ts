@@ -141,8 +141,9 @@ describe('a consumer that installed the tarballs with plain npm', () => {
     expect(ran.map((file) => file.split('-')[1]).sort()).toEqual(PACKAGES.filter((name) => name !== 'cli'))
   })
 
-  it('runs the installed cogpay bin with plain node: --help', async () => {
-    const { stdout } = await run(join(dir, 'app', 'node_modules/.bin/cogpay'), ['--help'], { cwd: join(dir, 'app') })
+  it('runs the installed cogpay bin with plain node: npx cogpay --help', async () => {
+    // --no-install: the bin must come from the installed tarball, never from the registry.
+    const { stdout } = await run('npx', ['--no-install', 'cogpay', '--help'], { cwd: join(dir, 'app') })
     expect(stdout).toMatch(/^usage:\n {2}cogpay hub/)
     expect(stdout).toContain('cogpay fetch <url> --max <amount>')
   })

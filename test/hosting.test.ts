@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises'
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -104,6 +105,53 @@ describe('hosting example: scripts billed per interval while they run', () => {
     expect(body.path).toBe('/hello?x=1')
     expect(body.env.filter((name) => !['PATH', 'HOME', 'PORT'].includes(name))).toEqual([])
     expect(body.etcPasswd).toBe('ERR_ACCESS_DENIED')
+  })
+
+  // Issue 9, defect 1: the proxy forwarded a visitor's Cogpay-Address, -Secret and -Request-Id to
+  // the hosted script, whose owner then opened a lease with them and pulled from the visitor.
+  it('the proxy forwards no payment credentials and no hop-by-hop headers to the hosted script', async () => {
+    net.payer.authorize(server.url, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
+    const ECHO = `require('node:http').createServer((req, res) => {
+      res.setHeader('content-type', 'application/json')
+      res.setHeader('cogpay-price', '1')
+      res.end(JSON.stringify(req.headers))
+    }).listen(Number(process.env.PORT), '127.0.0.1')`
+    const run = await deploy(ECHO)
+    const sent = {
+      'Cogpay-Scheme': 'ilp-stream/1',
+      'Cogpay-Address': 'test.hub.local.visitor.abc',
+      'Cogpay-Secret': Buffer.alloc(32, 9).toString('base64url'),
+      'Cogpay-Request-Id': 'visitorrequest0001',
+      'Cogpay-Max-Spend': '100 XRP 9',
+      Connection: 'keep-alive, X-Hop',
+      'X-Hop': 'only for the next hop',
+      'Proxy-Authorization': 'Basic c2VjcmV0',
+      'X-Kept': 'yes',
+    }
+    // node:http, not fetch: fetch may not send a Connection header of its own.
+    const get = () =>
+      new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${server.url}/run/${run.id}/app/echo`, { headers: sent }, (res) => {
+          let body = ''
+          res.on('data', (chunk: Buffer) => (body += chunk))
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+        })
+        req.once('error', reject)
+        req.end()
+      })
+    let answer = await get()
+    for (let i = 0; i < 100 && answer.status !== 200; i++) {
+      await sleep(20)
+      answer = await get()
+    }
+    expect(answer.status).toBe(200)
+    const seen = JSON.parse(answer.body) as Record<string, string>
+    expect(Object.keys(seen).filter((name) => name.startsWith('cogpay-'))).toEqual([])
+    expect(seen['x-hop']).toBeUndefined()
+    expect(seen['proxy-authorization']).toBeUndefined()
+    expect(seen['x-kept']).toBe('yes')
+    // Nor may a script speak for the host to the visitor's payer.
+    expect(answer.headers['cogpay-price']).toBeUndefined()
   })
 
   it('revoking the payer kills the script within one interval plus grace', async () => {

@@ -5,7 +5,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { createLeaseHost, createPaymentServer } from '@cogpay/ilp'
+import { createLeaseHost, createPaymentServer, redactUplink } from '@cogpay/ilp'
 import { createHosting } from '@cogpay/hosting'
 import { isCogpayError, parseAmount, PaymentRequiredError, SpendLimitError } from '@cogpay/core'
 import { FileLeaseStore } from '@cogpay/core/node'
@@ -47,7 +47,7 @@ async function hub(args: string[]): Promise<number> {
     process.once('SIGTERM', resolve)
   })
   console.log(`cogpay hub: ILP connector on btp+ws://${values.host}:${testnet.port} (${testnet.assetCode}, scale ${testnet.assetScale})`)
-  console.log(`  clients connect with any name and secret, e.g. COGPAY_UPLINK=${testnet.uri('me')}`)
+  console.log(`  clients connect with any name and secret (one name per process), e.g. COGPAY_UPLINK=btp+ws://<name>:<secret>@${values.host.includes(':') ? `[${values.host}]` : values.host}:${testnet.port}`)
   console.log('  Ctrl-C to stop')
   await stopped
   await testnet.close()
@@ -312,14 +312,15 @@ export async function main(argv: string[]): Promise<number> {
     }
     return usage(command ? `unknown command ${JSON.stringify(command)}` : undefined)
   } catch (err) {
+    // Whatever failed, an uplink's secret (given with --uplink or COGPAY_UPLINK) is never printed.
     if (isCogpayError(err)) {
-      process.stderr.write(`cogpay: ${err.code}: ${err.message}\n`)
+      process.stderr.write(`cogpay: ${err.code}: ${redactUplink(err.message)}\n`)
       return Exit.error
     }
     if (err instanceof TypeError && (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       return usage(err.message)
     }
-    process.stderr.write(`cogpay: ${(err as Error)?.message ?? err}\n`)
+    process.stderr.write(`cogpay: ${redactUplink(String((err as Error)?.message ?? err))}\n`)
     return Exit.error
   }
 }

@@ -107,10 +107,18 @@ export class Meter {
     this.#stream.close({ v: 1, final: 'stopped', code: reason.code, charged: this.charged, paid: this.paid })
   }
 
-  /** Ends the meter: the response is done (complete, unless the meter was stopped). */
-  finish(): void {
+  /**
+   * Ends the meter: the response is done. `served` (default true) says whether it was served in
+   * full; the payer hears `complete`, or `stopped` with `COGPAY_HANDLER_FAILED` when it was not.
+   * A meter that was stopped (its signal fired) has said so already.
+   */
+  finish(served = true): void {
     if (this.signal.aborted) return
-    this.#stream.close({ v: 1, final: 'complete', charged: this.charged, paid: this.paid })
+    this.#stream.close(
+      served
+        ? { v: 1, final: 'complete', charged: this.charged, paid: this.paid }
+        : { v: 1, final: 'stopped', code: ErrorCodes.HANDLER_FAILED, charged: this.charged, paid: this.paid },
+    )
   }
 
   #throwIfStopped(): void {

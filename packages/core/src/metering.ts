@@ -33,8 +33,12 @@ export type MeteringOutcome =
       readonly meter: Meter
       /** The totals so far, as headers: set them when the response headers go out. */
       totals(): Record<string, string>
-      /** Ends the meter's stream: call it when the response is done. */
-      finish(): void
+      /**
+       * Ends the meter's stream: call it when the response is done, with whether it was served in
+       * full (sent to its end with a status below 500). A response that was not ends `stopped`
+       * with `COGPAY_HANDLER_FAILED`, so the client never reads a failed response as whole.
+       */
+      finish(served: boolean): void
     }
 
 /** The framework-free core of `meteredRoute`. */
@@ -95,7 +99,7 @@ export function createMetering<Req>(options: MeteringOptions<Req>): Metering<Req
           },
           meter,
           totals: () => ({ [Headers.price]: meter.charged.toString(), [Headers.paid]: meter.paid.toString() }),
-          finish: () => meter.finish(),
+          finish: (served) => meter.finish(served),
         }
       } catch (err) {
         if (!isCogpayError(err)) return { type: 'fail', error: err }

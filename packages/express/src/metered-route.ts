@@ -32,7 +32,8 @@ export function meteredRoute(options: MeteredRouteOptions = {}): RequestHandler 
     res.set(outcome.headers)
     beforeHeaders(res, outcome.totals)
     res.locals.meter = outcome.meter
-    res.once('close', outcome.finish)
+    // Served in full: sent to its end, and not an error (a handler that threw is a 500 here).
+    res.once('close', () => outcome.finish(res.writableFinished && res.statusCode < 500))
     next()
   }
 }

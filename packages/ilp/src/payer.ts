@@ -16,7 +16,7 @@ import {
   type PaymentHeaders,
 } from '@cogpay/core'
 import type { IlpPlugin } from './plugin.js'
-import { DEFAULT_UPLINK, createPlugin, parseUplinkUri } from './uplink-uri.js'
+import { DEFAULT_UPLINK, createPlugin, parseUplinkUri, redactUplink } from './uplink-uri.js'
 import { withTimeout } from './timeout.js'
 import { Budget, type BudgetView, type RateCap, type Reservation } from './budget.js'
 import { readLines, refuseStream, settled, stopPaying } from './payer-streams.js'
@@ -271,7 +271,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       this.#starting = undefined
       throw new CogpayError(
         ErrorCodes.UPLINK_UNAVAILABLE,
-        `payer uplink did not connect: ${(cause as Error)?.message ?? cause}`,
+        `payer uplink did not connect: ${redactUplink(String((cause as Error)?.message ?? cause))}`,
         { status: 503, cause },
       )
     })

@@ -8,24 +8,37 @@ const require = createRequire(import.meta.url)
 export const DEFAULT_UPLINK = 'btp+ws://127.0.0.1:7768'
 
 /**
+ * `text` with the secret of every URI in it replaced by `***` (`btp+ws://name:***@host`, or
+ * `btp+ws://***@host` for a bare token). An uplink URI's userinfo is a bearer credential: use this
+ * on anything that may reach a message, a log or a terminal.
+ */
+export function redactUplink(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)([^:@/\s"'`]*):[^@/\s"'`]*@/gi, '$1$2:***@')
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^:@/\s"'`]+@/gi, '$1***@')
+}
+
+/**
  * Checks an uplink URI: `btp+ws://[user:secret@]host:port` or `btp+wss://…`. Throws
- * `COGPAY_INVALID_OPTIONS` naming the problem; returns the URL.
+ * `COGPAY_INVALID_OPTIONS` naming the problem (and the URI, its secret redacted); returns the URL.
  */
 export function parseUplinkUri(uri: string): URL {
+  const shown = JSON.stringify(redactUplink(uri))
   let url: URL
   try {
     url = new URL(uri)
-  } catch (cause) {
-    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `uplink ${JSON.stringify(uri)} is not a URL`, { cause })
+  } catch {
+    // Not attached as the cause: Node's URL error carries the whole input, secret and all.
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `uplink ${shown} is not a URL`)
   }
   if (url.protocol !== 'btp+ws:' && url.protocol !== 'btp+wss:') {
     throw new CogpayError(
       ErrorCodes.INVALID_OPTIONS,
-      `uplink ${JSON.stringify(url.protocol)} is not supported; use btp+ws:// or btp+wss://`,
+      `uplink ${shown}: ${JSON.stringify(url.protocol)} is not supported; use btp+ws:// or btp+wss://`,
     )
   }
   if (!url.hostname) {
-    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `uplink ${JSON.stringify(uri)} has no host`)
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `uplink ${shown} has no host`)
   }
   return url
 }

@@ -27,7 +27,19 @@ export function meteredRoute(options: MeteredRouteOptions = {}): Middleware {
     ctx.set(outcome.headers)
     beforeHeaders(ctx.res, outcome.totals)
     ctx.state.meter = outcome.meter
-    ctx.res.once('close', outcome.finish)
-    await next()
+    // Served in full: sent to its end, and not an error (a handler that threw is a 500 here).
+    ctx.res.once('close', () => outcome.finish(ctx.res.writableFinished && ctx.res.statusCode < 500))
+    try {
+      await next()
+    } catch (err) {
+      // Koa's error response drops every header set so far, then sets `err.headers`: keep the
+      // payment headers on it, so the client still knows the response was metered (and reads the
+      // final message that says it failed).
+      if (typeof err === 'object' && err !== null) {
+        const e = err as { headers?: Record<string, string> }
+        e.headers = { ...outcome.headers, ...outcome.totals(), ...e.headers }
+      }
+      throw err
+    }
   }
 }

@@ -40,6 +40,8 @@ export const ErrorCodes = {
   LEASE_ENDED: 'COGPAY_LEASE_ENDED',
   /** Metered: a charge was not paid within the stall timeout. */
   PAYMENT_STALLED: 'COGPAY_PAYMENT_STALLED',
+  /** A metered response was not served in full: its handler failed (threw, answered 5xx, or was cut off). */
+  HANDLER_FAILED: 'COGPAY_HANDLER_FAILED',
   /** 502: the server could not open a payment socket to the payer's address. */
   PAYER_UNREACHABLE: 'COGPAY_PAYER_UNREACHABLE',
   /** 502: the payment socket failed while the payment was under way. */
