@@ -10,6 +10,7 @@ import {
   parseAmount,
   readPaymentRequirements,
   type AmountLike,
+  type Asset,
 } from '@cogpay/core'
 import { createPayer, type Payer, type PendingPayment } from '@cogpay/ilp'
 import { recordPayment, type Payment } from './payment.js'
@@ -25,6 +26,12 @@ export type PayFetchOptions = {
   fetch?: FetchFunction
   /** After a response, wait at most this long for payment packets still in flight. Default `2000` ms. */
   settleTimeoutMs?: number
+  /**
+   * The most a request may wait for its response (its headers; a body may stream for longer),
+   * money moving or not. Past it the request is aborted, its payment stopped, and payFetch rejects
+   * with `COGPAY_RESPONSE_TIMEOUT`. `init.timeoutMs` overrides it per call. Default `60000` ms.
+   */
+  timeoutMs?: number
   /** Hooks, each an array of functions taking one state object (fields may be added later). */
   hooks?: PayFetchHooks
   /**
@@ -65,6 +72,8 @@ export interface PayFetchHooks {
 export type PayFetch = ((input: string | URL, init?: PayFetchInit) => Promise<Response>) & {
   /** The payer behind this client. */
   readonly payer: Payer
+  /** The response timeout of each request, in ms (see {@link PayFetchOptions.timeoutMs}). */
+  readonly timeoutMs: number
 }
 
 /**
@@ -72,7 +81,7 @@ export type PayFetch = ((input: string | URL, init?: PayFetchInit) => Promise<Re
  * over time from the host's authorization, see `payer.authorize`), the most that lease may be paid
  * in all. Lease money is not this call's `maxSpend`.
  */
-export type PayFetchInit = RequestInit & { maxSpend?: AmountLike; leaseMax?: AmountLike }
+export type PayFetchInit = RequestInit & { maxSpend?: AmountLike; leaseMax?: AmountLike; timeoutMs?: number }
 
 /**
  * Creates a fetch that pays for what it asks, never more than `maxSpend` per request in its own
@@ -85,10 +94,12 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
   const defaultCap = parseAmount(options.maxSpend, 'maxSpend')
   const fetchImpl = options.fetch ?? (undiciFetch as unknown as FetchFunction)
   const settleTimeoutMs = options.settleTimeoutMs ?? 2000
+  const defaultTimeoutMs = timeoutOption(options.timeoutMs ?? 60_000, 'timeoutMs')
   const payer = options.payer ?? createPayer(options.uplink === undefined ? {} : { uplink: options.uplink })
 
   const payFetch = async (input: string | URL, init: PayFetchInit = {}): Promise<Response> => {
-    const { maxSpend: callCap, leaseMax, ...requestInit } = init
+    const { maxSpend: callCap, leaseMax, timeoutMs: callTimeout, ...requestInit } = init
+    const timeoutMs = callTimeout === undefined ? defaultTimeoutMs : timeoutOption(callTimeout, 'init.timeoutMs')
     const maxSpend = callCap === undefined ? defaultCap : parseAmount(callCap, 'maxSpend')
     const url = new URL(input)
     const onSpend = options.hooks?.onSpend ?? []
@@ -102,16 +113,30 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
     const headers = new Headers(requestInit.headers)
     for (const [name, value] of Object.entries(paymentRequestHeaders(pending.headers))) headers.set(name, value)
 
+    // The response must arrive within timeoutMs, whatever the server does with the money.
+    const timeout = new AbortController()
+    const timer = setTimeout(() => timeout.abort(), timeoutMs)
+    const signal = requestInit.signal ? AbortSignal.any([requestInit.signal, timeout.signal]) : timeout.signal
     let response: Response
     try {
-      response = await fetchImpl(url, { ...requestInit, headers })
+      response = await fetchImpl(url, { ...requestInit, headers, signal })
     } catch (err) {
-      // No response (aborted, or the server went away): stop paying and tell the server at once.
-      pending.abort()
-      throw err
+      // No response (aborted, timed out, or the server went away): stop paying and tell the server at once.
+      const spent = pending.abort()
+      if (timeout.signal.aborted && !requestInit.signal?.aborted) {
+        const error = new CogpayError(
+          ErrorCodes.RESPONSE_TIMEOUT,
+          `${url.href} sent no response within ${timeoutMs} ms; the request was aborted; spent=${spent} maxSpend=${maxSpend}`,
+          { status: 504, cause: err },
+        )
+        throw withSpent(error, spent)
+      }
+      throw withSpent(err, spent)
+    } finally {
+      clearTimeout(timer)
     }
     if (response.status !== 402 && response.headers.get(WireHeaders.metered) === '1' && response.body) {
-      return meteredResponse(response, pending, { url, maxSpend, settleTimeoutMs })
+      return meteredResponse(response, pending, { url, maxSpend, settleTimeoutMs, asset: payer.asset })
     }
     const spent = await pending.finish(settleTimeoutMs)
 
@@ -125,11 +150,16 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
       const message = readErrorMessage(body) ?? `${url.href} answered 402 Payment Required`
       throw new PaymentRequiredError(message, { requirements, serverCode, spent })
     }
-    const payment = readPayment(response, { requestId: pending.headers.requestId, maxSpend, url })
+    let payment: ReturnType<typeof readPayment>
+    try {
+      payment = readPayment(response, { requestId: pending.headers.requestId, maxSpend, url, asset: payer.asset })
+    } catch (err) {
+      throw withSpent(err, spent)
+    }
     recordPayment(response, { ...payment, spent, metered: false, done: Promise.resolve({ spent, complete: true }) })
     return response
   }
-  return Object.assign(payFetch, { payer })
+  return Object.assign(payFetch, { payer, timeoutMs: defaultTimeoutMs })
 }
 
 let shared: PayFetch | undefined
@@ -151,7 +181,7 @@ export function payFetch(url: string | URL, maxSpend: AmountLike, init: RequestI
 function meteredResponse(
   response: Response,
   pending: PendingPayment,
-  context: { url: URL; maxSpend: bigint; settleTimeoutMs: number },
+  context: { url: URL; maxSpend: bigint; settleTimeoutMs: number; asset: Asset | undefined },
 ): Response {
   const reader = (response.body as ReadableStream<Uint8Array>).getReader()
   let settle!: (outcome: { spent: bigint; complete: boolean; code?: string }) => void
@@ -187,7 +217,12 @@ function meteredResponse(
     },
   })
   const paid = new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
-  const payment = readPayment(response, { requestId: pending.headers.requestId, maxSpend: context.maxSpend, url: context.url })
+  let payment: ReturnType<typeof readPayment>
+  try {
+    payment = readPayment(response, { requestId: pending.headers.requestId, maxSpend: context.maxSpend, url: context.url, asset: context.asset })
+  } catch (err) {
+    throw withSpent(err, pending.abort())
+  }
   recordPayment(paid, {
     ...payment,
     get spent() {
@@ -201,7 +236,7 @@ function meteredResponse(
 
 function readPayment(
   response: Response,
-  known: { requestId: string; maxSpend: bigint; url: URL },
+  known: { requestId: string; maxSpend: bigint; url: URL; asset: Asset | undefined },
 ): Omit<Payment, 'spent' | 'metered' | 'done'> {
   const get = (name: string) => response.headers.get(name) ?? undefined
   const price = optionalAmount(get(WireHeaders.price), WireHeaders.price)
@@ -210,6 +245,10 @@ function readPayment(
   const code = get(WireHeaders.assetCode)
   const lease = get(WireHeaders.lease)
   const interval = get(WireHeaders.interval)
+  const serverAsset = code !== undefined && scale !== undefined && /^\d{1,3}$/.test(scale) ? { code, scale: Number(scale) } : undefined
+  // Comparable only in one asset: across assets the cap (in the payer's units) and the price are
+  // different units, and the payer's own spend is what counts.
+  const sameAsset = serverAsset !== undefined && serverAsset.code === known.asset?.code && serverAsset.scale === known.asset.scale
   return {
     ...(lease && /^[A-Za-z0-9_-]{16,64}$/.test(lease) ? { lease } : {}),
     ...(interval && /^[1-9]\d{0,9}$/.test(interval) ? { intervalMs: Number(interval) } : {}),
@@ -218,8 +257,28 @@ function readPayment(
     maxSpend: known.maxSpend,
     price,
     paid,
-    serverAsset: code !== undefined && scale !== undefined && /^\d{1,3}$/.test(scale) ? { code, scale: Number(scale) } : undefined,
+    serverAsset,
+    priceAboveCap: sameAsset && price !== undefined && price > known.maxSpend,
   }
+}
+
+/** `err` with `spent` on it: every error payFetch throws once payment has begun says what was spent. */
+function withSpent(err: unknown, spent: bigint): unknown {
+  if (typeof err === 'object' && err !== null && !('spent' in err)) {
+    try {
+      Object.defineProperty(err, 'spent', { value: spent, enumerable: true })
+    } catch {
+      // a frozen error keeps its shape
+    }
+  }
+  return err
+}
+
+function timeoutOption(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `${name} must be a positive integer (ms), got ${value}`)
+  }
+  return value
 }
 
 function optionalAmount(value: string | undefined, header: string): bigint | undefined {

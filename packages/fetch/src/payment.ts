@@ -15,6 +15,12 @@ export interface Payment {
   /** The server's asset, as it states it. */
   readonly serverAsset: Asset | undefined
   /**
+   * True when the server, in the payer's own asset, states a price (`Cogpay-Price`) above this
+   * request's cap: it served for less than it claims, or its headers lie. `spent` is still what was
+   * paid, never more than the cap.
+   */
+  readonly priceAboveCap: boolean
+  /**
    * The lease this request opened (`Cogpay-Lease`), if it did: the host now pulls `price` every
    * `intervalMs` from the payer's authorization for it (not from this call's `maxSpend`) until the
    * lease ends. Follow it with `payer.leases()`; stop it with `payer.revokeLease(id)`.

@@ -199,6 +199,7 @@ describe('payFetch against a nock server, with a real payer on the real testnet'
       price: undefined,
       paid: undefined,
       serverAsset: undefined,
+      priceAboveCap: false,
       metered: false,
       done: expect.any(Promise),
     })

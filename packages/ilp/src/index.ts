@@ -1,4 +1,4 @@
-export { Uplink, Channel } from './uplink.js'
+export { Uplink, Channel, type DataHandler } from './uplink.js'
 export { DEFAULT_UPLINK, parseUplinkUri, createPlugin, redactUplink } from './uplink-uri.js'
 export type { IlpPlugin } from './plugin.js'
 export { PaymentSocket, SocketStream, type PaymentSocketOptions } from './payment-socket.js'

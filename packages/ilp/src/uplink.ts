@@ -10,7 +10,8 @@ const require = createRequire(import.meta.url)
 const IlpPacket = require('ilp-packet') as typeof import('ilp-packet')
 const ILDCP = require('ilp-protocol-ildcp') as typeof import('ilp-protocol-ildcp')
 
-type DataHandler = (data: Buffer) => Promise<Buffer>
+/** What a plugin hands each incoming ILP packet to, and what answers it. */
+export type DataHandler = (data: Buffer) => Promise<Buffer>
 
 /**
  * One connection to an ILP network (a BTP plugin), shared by many payment sockets. Each socket

@@ -61,6 +61,8 @@ export const ErrorCodes = {
    * said `stopped`, or none arrived). What arrived before is paid for; the rest never came.
    */
   PAYMENT_INTERRUPTED: 'COGPAY_PAYMENT_INTERRUPTED',
+  /** Client: no response arrived within `timeoutMs` (the request was aborted; the error carries `spent`). */
+  RESPONSE_TIMEOUT: 'COGPAY_RESPONSE_TIMEOUT',
   /** Client: the server's answer breaks the protocol (bad payment response headers). */
   PROTOCOL_ERROR: 'COGPAY_PROTOCOL_ERROR',
 } as const
