@@ -240,6 +240,12 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     this.#sockets.set(key, opening)
     try {
       const socket = await opening
+      // A socket that died (idle, or its payer went away) leaves the table at once, rather than
+      // holding its memory and a slot until the LRU happens to evict it; its dispose retires it.
+      void socket.whenDead.then(() => {
+        // allowStale: past its TTL an entry still holds its slot, but plain peek() no longer sees it.
+        if (this.#sockets.peek(key, { allowStale: true }) === opening) this.#sockets.delete(key)
+      })
       this.socketsOpened++
       this.emit('socket', { address })
       return socket

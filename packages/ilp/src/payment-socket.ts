@@ -55,6 +55,8 @@ export class PaymentSocket {
   readonly #whenClosed: Promise<void>
   /** Why the connection failed, when it did (e.g. a reject from the network: the payer is gone). */
   lastError: string | undefined
+  /** Resolves once the connection failed or closed (an idle timeout, the payer gone, or closed by either side). */
+  readonly whenDead: Promise<void>
 
   private constructor(
     readonly connection: Connection,
@@ -68,7 +70,13 @@ export class PaymentSocket {
         resolve()
       })
     })
-    // A connection error also closes it; the streams under way report it as their failure.
+    // An error destroys the connection (an idle timeout is one), and ilp-protocol-stream may not
+    // emit 'close' for a long time after: the socket is dead for new requests from then on.
+    this.whenDead = new Promise((resolve) => {
+      connection.once('close', () => resolve())
+      connection.once('error', () => resolve())
+    })
+    // The streams under way report a connection error as their failure.
     connection.on('error', (err: Error) => (this.lastError ??= err.message))
   }
 
