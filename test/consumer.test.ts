@@ -42,7 +42,7 @@ beforeAll(async () => {
   const app = join(dir, 'app')
   await run('mkdir', ['-p', app], { cwd: dir })
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
-  for (const file of ['pay.mjs', 'consumer.ts', 'tsconfig.json']) await copyFile(join(fixtures, file), join(app, file))
+  for (const file of ['pay.mjs', 'oneshot.mjs', 'consumer.ts', 'tsconfig.json']) await copyFile(join(fixtures, file), join(app, file))
   // The same versions the workspace tests with, read from its manifest: one place to bump them.
   const dev = (JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> })
     .devDependencies
@@ -101,9 +101,9 @@ describe('the packed tarballs', () => {
 })
 
 describe('a consumer that installed the tarballs with plain npm', () => {
-  it('pays an Express paidRoute, a Koa paidRoute, a meteredRoute and cogpay fetch from a plain .mjs, exact amounts on both sides', async () => {
+  it('pays an Express paidRoute, a Koa paidRoute, a meteredRoute, cogpay fetch and a one-shot payFetch script from plain .mjs files, exact amounts on both sides', async () => {
     const { stdout } = await run('node', ['pay.mjs'], { cwd: join(dir, 'app') })
-    expect(stdout).toContain('consumer: paid express 100, koa 40, metered 35, cogpay fetch 100; server received 275')
+    expect(stdout).toContain('consumer: paid express 100, koa 40, metered 35, cogpay fetch 100, oneshot 100; server received 375')
   })
 
   it('type-checks a TypeScript consumer under module NodeNext against the installed declarations', async () => {

@@ -78,7 +78,16 @@ try {
   assert.deepEqual(JSON.parse(stdout), { paid: '100' })
   assert.match(stderr, /spent 100 of max 150/)
   assert.equal(receiver.received - before, 100n, 'cogpay fetch: the server received the price')
-  console.log(`consumer: paid express 100, koa 40, metered 35, cogpay fetch 100; server received ${receiver.received}`)
+
+  // A one-shot script on the process-wide payer exits by itself once it closed it.
+  before = receiver.received
+  const oneshot = await promisify(execFile)('node', ['oneshot.mjs', `${expressServer.url}/weather`], {
+    timeout: 15_000,
+    env: { ...process.env, COGPAY_UPLINK: net.uri('oneshot') },
+  })
+  assert.equal(oneshot.stdout.trim(), 'oneshot: 200 {"paid":"100"} spent 100')
+  assert.equal(receiver.received - before, 100n, 'oneshot: the server received the price')
+  console.log(`consumer: paid express 100, koa 40, metered 35, cogpay fetch 100, oneshot 100; server received ${receiver.received}`)
 } finally {
   await payFetch.payer.close()
   await receiver.close()

@@ -1,6 +1,7 @@
 export {
   createPayFetch,
   payFetch,
+  closePayFetch,
   type PayFetch,
   type PayFetchInit,
   type PayFetchOptions,

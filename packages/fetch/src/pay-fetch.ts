@@ -174,6 +174,17 @@ export function payFetch(url: string | URL, maxSpend: AmountLike, init: RequestI
 }
 
 /**
+ * Closes the process-wide payer behind {@link payFetch} (its STREAM server and uplink), which
+ * otherwise stays connected, and keeps the process alive, for the next request. Call it when a
+ * script is done paying; a later `payFetch()` starts a new one.
+ */
+export async function closePayFetch(): Promise<void> {
+  const closing = shared
+  shared = undefined
+  await closing?.payer.close()
+}
+
+/**
  * A metered response: keeps paying while its body streams. When the body ends, waits for the
  * server's final message on the payment stream; if it says the response was cut (or none comes),
  * the body errors with PaymentInterruptedError rather than ending as if it were whole.
