@@ -83,7 +83,7 @@ export function createMetering<Req>(options: MeteringOptions<Req>): Metering<Req
           const most = await maxPrice(input.request)
           if (announcedCapBelow(cap, most, asset)) return respondWithError(capBelow(most, cap.amount), most, asset, true)
         }
-        const stream = await receiver.open({ payment: parsed.headers })
+        const stream = await receiver.open({ payment: parsed.headers, ...(input.client ? { client: input.client } : {}) })
         const meter = new Meter(stream, {
           ahead,
           stallTimeoutMs,

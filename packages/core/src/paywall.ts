@@ -24,6 +24,8 @@ export interface PaywallInput<Req> {
   readonly request: Req
   /** Fires when the client goes away before it has paid. */
   readonly signal?: AbortSignal
+  /** The client's network address (the request's remote IP), for per-client limits. */
+  readonly client?: string
 }
 
 /**
@@ -106,6 +108,7 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
           payment: parsed.headers,
           amount,
           ...(input.signal ? { signal: input.signal } : {}),
+          ...(input.client ? { client: input.client } : {}),
         })
         const receipt = { requestId, price: amount, paid: collection.paid, asset: collection.asset }
         return proceed(receipt, () => collection.close())
@@ -174,7 +177,8 @@ export function respondWithError(
   return {
     type: 'respond',
     status: error.status,
-    headers: { [Headers.error]: error.code, 'Content-Type': 'application/json; charset=utf-8' },
+    // The error's own headers too (Retry-After on a 429 or 503).
+    headers: { ...error.headers, [Headers.error]: error.code, 'Content-Type': 'application/json; charset=utf-8' },
     body,
   }
 }

@@ -26,6 +26,8 @@ export interface PaymentReceiver {
 /** A metered payment to open. */
 export interface OpenRequest {
   readonly payment: PaymentHeaders
+  /** The client's network address (its remote IP), for per-client limits. */
+  readonly client?: string
 }
 
 /**
@@ -55,6 +57,8 @@ export interface PaymentStream {
 export interface CollectRequest {
   readonly payment: PaymentHeaders
   readonly amount: bigint
+  /** The client's network address (its remote IP), for per-client limits. */
+  readonly client?: string
   /** Aborts the collection (the client went away). */
   readonly signal?: AbortSignal
 }

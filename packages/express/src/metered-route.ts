@@ -23,6 +23,7 @@ export function meteredRoute(options: MeteredRouteOptions = {}): RequestHandler 
         headers: (name) => req.headersDistinct[name],
         request: req,
         signal: clientGone(res),
+        ...(req.socket.remoteAddress ? { client: req.socket.remoteAddress } : {}),
       })
     } catch (err) {
       return next(err)

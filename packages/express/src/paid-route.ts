@@ -24,6 +24,7 @@ export function paidRoute(price: PriceSpec<Request>, options: PaidRouteOptions =
         headers: (name) => req.headersDistinct[name],
         request: req,
         signal: clientGone(res),
+        ...(req.socket.remoteAddress ? { client: req.socket.remoteAddress } : {}),
       })
     } catch (err) {
       return next(err)

@@ -15,6 +15,7 @@ import {
   type PaymentReceiver,
   type PaymentStream,
 } from '@cogpay/core'
+import { ClientLimits, payerAccount } from './client-limits.js'
 import { PaymentSocket, SocketFullError, waitForTotal, type SocketStream } from './payment-socket.js'
 import type { IlpPlugin } from './plugin.js'
 import { DEFAULT_UPLINK, parseUplinkUri } from './uplink-uri.js'
@@ -26,8 +27,16 @@ export interface PaymentServerOptions {
   uplink?: string | IlpPlugin | Uplink
   /** Most payment sockets kept open; the least recently used is closed past this. Default `10000`. */
   maxSockets?: number
-  /** Most sockets being opened at once; past this, requests get 503. Default `256`. */
+  /** Most sockets being opened at once, over all clients; past this, requests get 503 `COGPAY_SERVER_BUSY`. Default `256`. */
   maxOpening?: number
+  /**
+   * Most payments one client may have unsettled at once: a fixed price until it has arrived, a
+   * metered stream until it closes, a lease until its stream is open. Counted per remote IP and
+   * per payer account (the payer's address less its last segment); past it, 429
+   * `COGPAY_TOO_MANY_REQUESTS` with `Retry-After`, before any socket is opened. So one client's
+   * slow or never-answering requests cannot use up `maxOpening` for everyone. Default `64`.
+   */
+  maxPendingPerClient?: number
   /** A kept socket unused for this long is closed. Default `60000` ms. */
   socketIdleMs?: number
   /** Give up opening a socket (502), or waiting for the uplink to connect (503), after this long. Default `5000` ms. */
@@ -64,6 +73,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   readonly #options: Required<Omit<PaymentServerOptions, 'uplink'>>
   readonly #sockets: LRUCache<string, Promise<PaymentSocket>>
   #opening = 0
+  readonly #limits: ClientLimits
   /** Sockets being closed, by key: a new socket to the same payer waits for the old one. */
   readonly #retiring = new Map<string, Promise<void>>()
   /**
@@ -86,7 +96,9 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       connectTimeoutMs,
       paymentTimeoutMs: positive(options.paymentTimeoutMs, 10_000, 'paymentTimeoutMs'),
       maxStreamsPerSocket: positive(options.maxStreamsPerSocket, 10_000, 'maxStreamsPerSocket'),
+      maxPendingPerClient: positive(options.maxPendingPerClient, 64, 'maxPendingPerClient'),
     }
+    this.#limits = new ClientLimits(this.#options.maxPendingPerClient)
     this.#sockets = new LRUCache({
       max: this.#options.maxSockets,
       ttl: this.#options.socketIdleMs,
@@ -120,6 +132,23 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   }
 
   async collect(request: CollectRequest): Promise<Collection> {
+    const release = this.#admit(request.payment, request.client)
+    try {
+      return await this.#collect(request)
+    } finally {
+      release()
+    }
+  }
+
+  /** Takes a slot of this client's share (its IP, its payer's account), or throws 429. */
+  #admit(payment: PaymentHeaders, client: string | undefined): () => void {
+    return this.#limits.take([
+      ['client', client],
+      ['payer account', payerAccount(payment.address)],
+    ])
+  }
+
+  async #collect(request: CollectRequest): Promise<Collection> {
     const paying = await this.#openStream(request.payment, request.amount)
     const options = {
       requestId: request.payment.requestId,
@@ -140,7 +169,15 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   }
 
   async open(request: OpenRequest): Promise<PaymentStream> {
-    const paying = await this.#openStream(request.payment)
+    const release = this.#admit(request.payment, request.client)
+    let paying: SocketStream
+    try {
+      paying = await this.#openStream(request.payment)
+    } catch (err) {
+      release()
+      throw err
+    }
+    void paying.closed.then(release)
     // Count what a metered stream received once it has closed, however it closed.
     void paying.closed.then((received) => {
       this.received += received
@@ -157,12 +194,15 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     const { address, secret, requestId } = request.payment
     const open = async () => (await this.#socketFor(address, secret)).openLeaseStream(requestId, request.lease)
     await this.#checkPayer(address)
+    const release = this.#admit(request.payment, undefined)
     let paying
     try {
       paying = await open()
     } catch (err) {
       if (!(err instanceof SocketFullError)) throw err
       paying = await open()
+    } finally {
+      release()
     }
     const key = socketKey(address, secret)
     const socket = paying.socket
@@ -220,11 +260,13 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       if (this.#sockets.get(key) === kept) this.#sockets.delete(key)
     }
     if (this.#opening >= this.#options.maxOpening) {
-      throw new CogpayError(
-        ErrorCodes.UPLINK_UNAVAILABLE,
-        `too many payment sockets opening at once (limit ${this.#options.maxOpening}); try again`,
+      const busy = new CogpayError(
+        ErrorCodes.SERVER_BUSY,
+        `too many payment sockets opening at once, over all clients (limit ${this.#options.maxOpening}); try again shortly`,
         { status: 503 },
       )
+      busy.headers['Retry-After'] = '1'
+      throw busy
     }
     // From here to the set() below nothing awaits, so only one request opens the replacement.
     // The payer keys its end of a connection by address: a socket being retired must be gone first.

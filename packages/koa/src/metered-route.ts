@@ -21,6 +21,7 @@ export function meteredRoute(options: MeteredRouteOptions = {}): Middleware {
       headers: (name) => ctx.req.headersDistinct[name],
       request: ctx,
       signal: clientGone(ctx.res),
+      ...(ctx.req.socket.remoteAddress ? { client: ctx.req.socket.remoteAddress } : {}),
     })
     if (outcome.type === 'fail') throw outcome.error
     if (outcome.type === 'respond') return respond(ctx, outcome)

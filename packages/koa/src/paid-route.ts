@@ -23,6 +23,7 @@ export function paidRoute(price: PriceSpec<Context>, options: PaidRouteOptions =
       headers: (name) => ctx.req.headersDistinct[name],
       request: ctx,
       signal: clientGone(ctx.res),
+      ...(ctx.req.socket.remoteAddress ? { client: ctx.req.socket.remoteAddress } : {}),
     })
     if (outcome.type === 'fail') throw outcome.error
     if (outcome.type === 'respond') return respond(ctx, outcome)

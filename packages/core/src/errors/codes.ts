@@ -61,6 +61,10 @@ export const ErrorCodes = {
    * said `stopped`, or none arrived). What arrived before is paid for; the rest never came.
    */
   PAYMENT_INTERRUPTED: 'COGPAY_PAYMENT_INTERRUPTED',
+  /** 429: one client (a remote IP, or a payer's account) has too many payments under way; retry after `Retry-After`. */
+  TOO_MANY_REQUESTS: 'COGPAY_TOO_MANY_REQUESTS',
+  /** 503: the server has too many payment sockets opening at once, over all clients; retry after `Retry-After`. */
+  SERVER_BUSY: 'COGPAY_SERVER_BUSY',
   /** Client: no response arrived within `timeoutMs` (the request was aborted; the error carries `spent`). */
   RESPONSE_TIMEOUT: 'COGPAY_RESPONSE_TIMEOUT',
   /** Client: the server's answer breaks the protocol (bad payment response headers). */
