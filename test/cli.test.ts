@@ -79,6 +79,16 @@ describe('cogpay CLI', () => {
     expect(stderr).toContain('costs 100, above --max 50; spent 0')
   })
 
+  it('cogpay fetch says why a request failed: the cause (ECONNREFUSED), not just "fetch failed"', async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const closed = await listen(createApp({ receiver: net.receiver }))
+    const port = new URL(closed.url).port
+    await closed.close()
+    const { code, stderr } = await run(['fetch', `http://127.0.0.1:${port}/x`, '--max', '10', '--uplink', net.testnet.uri('cli')])
+    expect(code).toBe(1)
+    expect(stderr).toContain(`cogpay: fetch failed: connect ECONNREFUSED 127.0.0.1:${port}`)
+  })
+
   it('cogpay fetch without --max is a usage error', async () => {
     const { code, stderr } = await run(['fetch', `${app.url}/weather`])
     expect(code).toBe(2)

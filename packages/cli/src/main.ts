@@ -320,7 +320,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof TypeError && (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       return usage(err.message)
     }
-    process.stderr.write(`cogpay: ${redactUplink(String((err as Error)?.message ?? err))}\n`)
+    // undici's "fetch failed" says nothing by itself: the cause (ECONNREFUSED, …) does.
+    const cause = (err as { cause?: { message?: unknown } })?.cause
+    const why = cause?.message ? `: ${String(cause.message)}` : ''
+    process.stderr.write(`cogpay: ${redactUplink(`${String((err as Error)?.message ?? err)}${why}`)}\n`)
     return Exit.error
   }
 }
