@@ -18,6 +18,7 @@ import {
 import type { IlpPlugin } from './plugin.js'
 import { DEFAULT_UPLINK, createPlugin, parseUplinkUri, redactUplink } from './uplink-uri.js'
 import { withTimeout } from './timeout.js'
+import { silentLogger, type Logger } from './logger.js'
 import { Budget, type BudgetView, type RateCap, type Reservation } from './budget.js'
 import { readLines, refuseStream, settled, stopPaying } from './payer-streams.js'
 import { PayerLease, type LeaseView } from './payer-lease.js'
@@ -47,6 +48,8 @@ export interface PayerOptions {
   maxStreamsPerServer?: number
   /** Most leases remembered; past this, the oldest that has ended is forgotten. Default `10000`. */
   maxLeases?: number
+  /** Where to log (pino, or any {@link Logger}): refusals, caps, payments, failures. Default: nothing. */
+  logger?: Logger
 }
 
 /** One request's payment, from the payer's side. */
@@ -226,7 +229,18 @@ export class Payer extends EventEmitter<PayerEvents> {
     this.#maxOrigins = options.maxOrigins ?? 1000
     this.#maxStreamsPerServer = options.maxStreamsPerServer ?? 1000
     this.#maxLeases = options.maxLeases ?? 10_000
+    const log = options.logger ?? silentLogger
+    this.on('refused', ({ origin, reason }) => log.warn({ origin, reason }, 'payer refused a stream'))
+    this.on('cap', ({ requestId, origin, spent, maxSpend }) =>
+      log.info({ requestId, origin, spent: spent.toString(), maxSpend: maxSpend.toString() }, 'payer reached a request cap'),
+    )
+    this.on('spend', ({ requestId, origin, amount, spent }) =>
+      log.debug({ requestId, origin, amount: amount.toString(), spent: spent.toString() }, 'payer paid'),
+    )
+    this.#log = log
   }
+
+  readonly #log: Logger
 
   /** The payer's asset, once started. */
   get asset(): Asset | undefined {
@@ -247,12 +261,14 @@ export class Payer extends EventEmitter<PayerEvents> {
     return withTimeout(
       this.#start(),
       this.#connectTimeoutMs,
-      () =>
-        new CogpayError(
+      () => {
+        this.#log.error({ code: ErrorCodes.UPLINK_UNAVAILABLE, timeoutMs: this.#connectTimeoutMs }, 'payer uplink did not connect')
+        return new CogpayError(
           ErrorCodes.UPLINK_UNAVAILABLE,
           `payer uplink did not connect within ${this.#connectTimeoutMs} ms; still trying`,
           { status: 503 },
-        ),
+        )
+      },
     )
   }
 
@@ -269,6 +285,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       return server
     })().catch((cause: unknown) => {
       this.#starting = undefined
+      this.#log.error({ code: ErrorCodes.UPLINK_UNAVAILABLE, error: redactUplink(String((cause as Error)?.message ?? cause)) }, 'payer uplink did not connect')
       throw new CogpayError(
         ErrorCodes.UPLINK_UNAVAILABLE,
         `payer uplink did not connect: ${redactUplink(String((cause as Error)?.message ?? cause))}`,

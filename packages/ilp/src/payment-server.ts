@@ -18,7 +18,8 @@ import {
 import { ClientLimits, payerAccount } from './client-limits.js'
 import { PaymentSocket, SocketFullError, waitForTotal, type SocketStream } from './payment-socket.js'
 import type { IlpPlugin } from './plugin.js'
-import { DEFAULT_UPLINK, parseUplinkUri } from './uplink-uri.js'
+import { DEFAULT_UPLINK, parseUplinkUri, redactUplink } from './uplink-uri.js'
+import { silentLogger, type Logger } from './logger.js'
 import { Uplink } from './uplink.js'
 
 /** Options for {@link createPaymentServer}. */
@@ -37,6 +38,8 @@ export interface PaymentServerOptions {
    * slow or never-answering requests cannot use up `maxOpening` for everyone. Default `64`.
    */
   maxPendingPerClient?: number
+  /** Where to log (pino, or any {@link Logger}): sockets, refused and failed payments. Default: nothing. */
+  logger?: Logger
   /** A kept socket unused for this long is closed. Default `60000` ms. */
   socketIdleMs?: number
   /** Give up opening a socket (502), or waiting for the uplink to connect (503), after this long. Default `5000` ms. */
@@ -70,10 +73,11 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   received = 0n
   /** Payments collected in full since start. */
   paymentsCollected = 0
-  readonly #options: Required<Omit<PaymentServerOptions, 'uplink'>>
+  readonly #options: Required<Omit<PaymentServerOptions, 'uplink' | 'logger'>>
   readonly #sockets: LRUCache<string, Promise<PaymentSocket>>
   #opening = 0
   readonly #limits: ClientLimits
+  readonly #log: Logger
   /** Sockets being closed, by key: a new socket to the same payer waits for the old one. */
   readonly #retiring = new Map<string, Promise<void>>()
   /**
@@ -99,6 +103,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       maxPendingPerClient: positive(options.maxPendingPerClient, 64, 'maxPendingPerClient'),
     }
     this.#limits = new ClientLimits(this.#options.maxPendingPerClient)
+    this.#log = options.logger ?? silentLogger
     this.#sockets = new LRUCache({
       max: this.#options.maxSockets,
       ttl: this.#options.socketIdleMs,
@@ -132,11 +137,34 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   }
 
   async collect(request: CollectRequest): Promise<Collection> {
-    const release = this.#admit(request.payment, request.client)
+    const release = this.#admitLogged(request.payment, request.client)
     try {
-      return await this.#collect(request)
+      const collection = await this.#collect(request)
+      this.#log.debug({ requestId: request.payment.requestId, paid: collection.paid.toString() }, 'payment collected')
+      return collection
+    } catch (err) {
+      this.#failed(err, request.payment, request.client)
+      throw err
     } finally {
       release()
+    }
+  }
+
+  /** Logs a payment that failed or was refused: codes, addresses and amounts, never a secret. */
+  #failed(err: unknown, payment: PaymentHeaders, client: string | undefined): void {
+    const code = (err as { code?: unknown })?.code
+    const fields = { code, requestId: payment.requestId, payer: payment.address, client, message: redactUplink(String((err as Error)?.message ?? err)) }
+    if (code === ErrorCodes.TOO_MANY_REQUESTS || code === ErrorCodes.SERVER_BUSY) this.#log.warn(fields, 'payment refused: limit')
+    else this.#log.info(fields, 'payment failed')
+  }
+
+  /** {@link #admit}, logging a refusal. */
+  #admitLogged(payment: PaymentHeaders, client: string | undefined): () => void {
+    try {
+      return this.#admit(payment, client)
+    } catch (err) {
+      this.#failed(err, payment, client)
+      throw err
     }
   }
 
@@ -169,12 +197,13 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   }
 
   async open(request: OpenRequest): Promise<PaymentStream> {
-    const release = this.#admit(request.payment, request.client)
+    const release = this.#admitLogged(request.payment, request.client)
     let paying: SocketStream
     try {
       paying = await this.#openStream(request.payment)
     } catch (err) {
       release()
+      this.#failed(err, request.payment, request.client)
       throw err
     }
     void paying.closed.then(release)
@@ -289,6 +318,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
         if (this.#sockets.peek(key, { allowStale: true }) === opening) this.#sockets.delete(key)
       })
       this.socketsOpened++
+      this.#log.debug({ payer: address }, 'payment socket opened')
       this.emit('socket', { address })
       return socket
     } catch (err) {
