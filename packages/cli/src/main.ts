@@ -5,7 +5,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { createLeaseHost, createPaymentServer, redactUplink } from '@cogpay/ilp'
+import { createLeaseHost, createPaymentServer, redactedMessage, redactUplink } from '@cogpay/ilp'
 import { createHosting } from '@cogpay/hosting'
 import { isCogpayError, parseAmount, PaymentRequiredError, SpendLimitError } from '@cogpay/core'
 import { FileLeaseStore } from '@cogpay/core/node'
@@ -314,7 +314,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     // Whatever failed, an uplink's secret (given with --uplink or COGPAY_UPLINK) is never printed.
     if (isCogpayError(err)) {
-      process.stderr.write(`cogpay: ${err.code}: ${redactUplink(err.message)}\n`)
+      process.stderr.write(`cogpay: ${err.code}: ${redactedMessage(err)}\n`)
       return Exit.error
     }
     if (err instanceof TypeError && (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
@@ -323,7 +323,7 @@ export async function main(argv: string[]): Promise<number> {
     // undici's "fetch failed" says nothing by itself: the cause (ECONNREFUSED, …) does.
     const cause = (err as { cause?: { message?: unknown } })?.cause
     const why = cause?.message ? `: ${String(cause.message)}` : ''
-    process.stderr.write(`cogpay: ${redactUplink(`${String((err as Error)?.message ?? err)}${why}`)}\n`)
+    process.stderr.write(`cogpay: ${redactedMessage(err)}${redactUplink(why)}\n`)
     return Exit.error
   }
 }

@@ -16,34 +16,28 @@ export class ClientLimits {
    * naming the key that is full. Returns the release, which is idempotent.
    */
   take(keys: readonly (readonly [what: string, key: string | undefined])[]): () => void {
-    const taken = keys.filter((entry): entry is readonly [string, string] => entry[1] !== undefined)
-    for (const [what, key] of taken) {
-      if ((this.#counts.get(`${what} ${key}`) ?? 0) >= this.max) {
-        const error = new CogpayError(
-          ErrorCodes.TOO_MANY_REQUESTS,
-          `too many payments under way from ${what} ${key} (limit ${this.max}); try again shortly`,
-          { status: 429 },
-        )
-        error.headers['Retry-After'] = '1'
-        throw error
-      }
+    const names = keys.flatMap(([what, key]) => (key === undefined ? [] : [`${what} ${key}`]))
+    const full = names.find((name) => (this.#counts.get(name) ?? 0) >= this.max)
+    if (full !== undefined) {
+      const error = new CogpayError(
+        ErrorCodes.TOO_MANY_REQUESTS,
+        `too many payments under way from ${full} (limit ${this.max}); try again shortly`,
+        { status: 429 },
+      )
+      error.headers['Retry-After'] = '1'
+      throw error
     }
-    for (const [what, key] of taken) this.#counts.set(`${what} ${key}`, (this.#counts.get(`${what} ${key}`) ?? 0) + 1)
+    for (const name of names) this.#counts.set(name, (this.#counts.get(name) ?? 0) + 1)
     let released = false
     return () => {
       if (released) return
       released = true
-      for (const [what, key] of taken) {
-        const left = (this.#counts.get(`${what} ${key}`) ?? 1) - 1
-        if (left > 0) this.#counts.set(`${what} ${key}`, left)
-        else this.#counts.delete(`${what} ${key}`)
+      for (const name of names) {
+        const left = (this.#counts.get(name) ?? 1) - 1
+        if (left > 0) this.#counts.set(name, left)
+        else this.#counts.delete(name)
       }
     }
-  }
-
-  /** Keys with payments under way (for tests and metrics). */
-  get size(): number {
-    return this.#counts.size
   }
 }
 

@@ -1,5 +1,5 @@
 export { Uplink, Channel, type DataHandler } from './uplink.js'
-export { DEFAULT_UPLINK, parseUplinkUri, createPlugin, redactUplink } from './uplink-uri.js'
+export { DEFAULT_UPLINK, parseUplinkUri, createPlugin, redactUplink, redactedMessage } from './uplink-uri.js'
 export type { IlpPlugin } from './plugin.js'
 export { PaymentSocket, SocketStream, type PaymentSocketOptions } from './payment-socket.js'
 export {

@@ -16,7 +16,7 @@ import {
   type PaymentHeaders,
 } from '@cogpay/core'
 import type { IlpPlugin } from './plugin.js'
-import { DEFAULT_UPLINK, createPlugin, parseUplinkUri, redactUplink } from './uplink-uri.js'
+import { DEFAULT_UPLINK, createPlugin, parseUplinkUri, redactedMessage } from './uplink-uri.js'
 import { withTimeout } from './timeout.js'
 import { silentLogger, type Logger } from './logger.js'
 import { Budget, type BudgetView, type RateCap, type Reservation } from './budget.js'
@@ -153,21 +153,17 @@ class Pending implements PendingPayment {
   waitFinal(timeoutMs: number): Promise<StreamFinal | undefined> {
     if (this.final) return Promise.resolve(this.final)
     const stream = this.stream
-    if (!stream) return Promise.resolve(undefined)
+    if (!stream || stream.destroyed) return Promise.resolve(undefined)
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer)
         this.#finalArrived.removeListener('final', done)
-        stream.removeListener('close', closed)
+        stream.removeListener('close', done)
         resolve(this.final)
       }
-      // The final line and the close often arrive in one packet, and STREAM may emit 'close'
-      // before the line's 'data' has reached us: let the data that was pushed flow first.
-      const closed = () => setImmediate(() => setImmediate(done))
       const timer = setTimeout(done, timeoutMs)
       this.#finalArrived.once('final', done)
-      if (stream.destroyed) closed()
-      else stream.once('close', closed)
+      stream.once('close', done)
     })
   }
 
@@ -217,6 +213,7 @@ export class Payer extends EventEmitter<PayerEvents> {
   #budgets = new Map<string, Budget>()
   #leases = new Map<string, PayerLease>()
   readonly #maxLeases: number
+  readonly #log: Logger
   #asset: Asset | undefined
 
   constructor(options: PayerOptions = {}) {
@@ -239,8 +236,6 @@ export class Payer extends EventEmitter<PayerEvents> {
     )
     this.#log = log
   }
-
-  readonly #log: Logger
 
   /** The payer's asset, once started. */
   get asset(): Asset | undefined {
@@ -285,10 +280,10 @@ export class Payer extends EventEmitter<PayerEvents> {
       return server
     })().catch((cause: unknown) => {
       this.#starting = undefined
-      this.#log.error({ code: ErrorCodes.UPLINK_UNAVAILABLE, error: redactUplink(String((cause as Error)?.message ?? cause)) }, 'payer uplink did not connect')
+      this.#log.error({ code: ErrorCodes.UPLINK_UNAVAILABLE, error: redactedMessage(cause) }, 'payer uplink did not connect')
       throw new CogpayError(
         ErrorCodes.UPLINK_UNAVAILABLE,
-        `payer uplink did not connect: ${redactUplink(String((cause as Error)?.message ?? cause))}`,
+        `payer uplink did not connect: ${redactedMessage(cause)}`,
         { status: 503, cause },
       )
     })

@@ -18,7 +18,7 @@ import {
 import { ClientLimits, payerAccount } from './client-limits.js'
 import { PaymentSocket, SocketFullError, waitForTotal, type SocketStream } from './payment-socket.js'
 import type { IlpPlugin } from './plugin.js'
-import { DEFAULT_UPLINK, parseUplinkUri, redactUplink } from './uplink-uri.js'
+import { DEFAULT_UPLINK, parseUplinkUri, redactedMessage } from './uplink-uri.js'
 import { silentLogger, type Logger } from './logger.js'
 import { Uplink } from './uplink.js'
 
@@ -137,7 +137,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   }
 
   async collect(request: CollectRequest): Promise<Collection> {
-    const release = this.#admitLogged(request.payment, request.client)
+    const release = this.#admit(request.payment, request.client)
     try {
       const collection = await this.#collect(request)
       this.#log.debug({ requestId: request.payment.requestId, paid: collection.paid.toString() }, 'payment collected')
@@ -153,27 +153,22 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   /** Logs a payment that failed or was refused: codes, addresses and amounts, never a secret. */
   #failed(err: unknown, payment: PaymentHeaders, client: string | undefined): void {
     const code = (err as { code?: unknown })?.code
-    const fields = { code, requestId: payment.requestId, payer: payment.address, client, message: redactUplink(String((err as Error)?.message ?? err)) }
+    const fields = { code, requestId: payment.requestId, payer: payment.address, client, message: redactedMessage(err) }
     if (code === ErrorCodes.TOO_MANY_REQUESTS || code === ErrorCodes.SERVER_BUSY) this.#log.warn(fields, 'payment refused: limit')
     else this.#log.info(fields, 'payment failed')
   }
 
-  /** {@link #admit}, logging a refusal. */
-  #admitLogged(payment: PaymentHeaders, client: string | undefined): () => void {
+  /** Takes a slot of this client's share (its IP, its payer's account), or logs and throws 429. */
+  #admit(payment: PaymentHeaders, client: string | undefined): () => void {
     try {
-      return this.#admit(payment, client)
+      return this.#limits.take([
+        ['client', client],
+        ['payer account', payerAccount(payment.address)],
+      ])
     } catch (err) {
       this.#failed(err, payment, client)
       throw err
     }
-  }
-
-  /** Takes a slot of this client's share (its IP, its payer's account), or throws 429. */
-  #admit(payment: PaymentHeaders, client: string | undefined): () => void {
-    return this.#limits.take([
-      ['client', client],
-      ['payer account', payerAccount(payment.address)],
-    ])
   }
 
   async #collect(request: CollectRequest): Promise<Collection> {
@@ -197,7 +192,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   }
 
   async open(request: OpenRequest): Promise<PaymentStream> {
-    const release = this.#admitLogged(request.payment, request.client)
+    const release = this.#admit(request.payment, request.client)
     let paying: SocketStream
     try {
       paying = await this.#openStream(request.payment)

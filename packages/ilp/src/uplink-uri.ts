@@ -19,6 +19,11 @@ export function redactUplink(text: string): string {
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^:@/\s"'`]+@/gi, '$1***@')
 }
 
+/** An error's message (or the value itself, as text) with every uplink secret in it redacted. */
+export function redactedMessage(err: unknown): string {
+  return redactUplink(String((err as Error | undefined)?.message ?? err))
+}
+
 /**
  * Checks an uplink URI: `btp+ws://[user:secret@]host:port` or `btp+wss://…`. Throws
  * `COGPAY_INVALID_OPTIONS` naming the problem (and the URI, its secret redacted); returns the URL.

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events'
 import { createRequire } from 'node:module'
 import { CogpayError, ErrorCodes, isUnderAddress, type Asset } from '@cogpay/core'
 import type { IlpPlugin } from './plugin.js'
-import { createPlugin, redactUplink } from './uplink-uri.js'
+import { createPlugin, redactedMessage } from './uplink-uri.js'
 import { withTimeout } from './timeout.js'
 
 const require = createRequire(import.meta.url)
@@ -77,7 +77,7 @@ export class Uplink extends EventEmitter {
       this.#ready = undefined
       throw new CogpayError(
         ErrorCodes.UPLINK_UNAVAILABLE,
-        `uplink did not connect: ${redactUplink(String((cause as Error)?.message ?? cause))}`,
+        `uplink did not connect: ${redactedMessage(cause)}`,
         { status: 503, cause },
       )
     })
