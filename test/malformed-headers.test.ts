@@ -83,6 +83,8 @@ const cases: Case[] = [
   { name: 'scheme ilp-stream/2', headers: () => valid({ [Headers.scheme]: 'ilp-stream/2' }), code: ErrorCodes.UNSUPPORTED_SCHEME, names: Headers.scheme },
   { name: 'scheme x402', headers: () => valid({ [Headers.scheme]: 'x402' }), code: ErrorCodes.UNSUPPORTED_SCHEME, names: Headers.scheme },
   { name: 'scheme without a version', headers: () => valid({ [Headers.scheme]: 'ilp-stream' }), code: ErrorCodes.UNSUPPORTED_SCHEME, names: Headers.scheme },
+  // Defect 9 of issue 9: String.prototype.trim stripped U+00A0 and this opened a socket. Only SP and HTAB are trimmed.
+  { name: 'scheme with a trailing no-break space (U+00A0)', headers: () => valid({ [Headers.scheme]: 'ilp-stream/1\u00a0' }), code: ErrorCodes.UNSUPPORTED_SCHEME, names: Headers.scheme },
   { name: 'scheme longer than 64 characters', headers: () => valid({ [Headers.scheme]: `ilp-stream/1${'1'.repeat(60)}` }), code: ErrorCodes.HEADER_TOO_LARGE, names: Headers.scheme },
   // Cogpay-Request-Id
   { name: 'request id of 15 characters', headers: () => valid({ [Headers.requestId]: 'a'.repeat(15) }), code: ErrorCodes.INVALID_REQUEST_ID, names: Headers.requestId },

@@ -109,7 +109,7 @@ export function parsePaymentHeaders(get: HeaderSource): ParsedPaymentHeaders {
     if (list.length > 1) {
       return invalid(ErrorCodes.DUPLICATE_HEADER, `${name} was sent ${list.length} times; send it once`)
     }
-    const value = (list[0] ?? '').trim()
+    const value = trimHttpWhitespace(list[0] ?? '')
     if (value.length > HEADER_LIMITS[field]) {
       return invalid(
         ErrorCodes.HEADER_TOO_LARGE,
@@ -165,11 +165,29 @@ export function parsePaymentHeaders(get: HeaderSource): ParsedPaymentHeaders {
   return { type: 'valid', headers: { address, secret: secretBytes, requestId, maxSpend } }
 }
 
+/**
+ * Strips the optional whitespace around a field value: space and horizontal tab only (RFC 9110 §5.5).
+ * `String.prototype.trim` would also strip U+00A0 and other Unicode spaces, accepting values that are
+ * not what the peer sent.
+ */
+export function trimHttpWhitespace(value: string): string {
+  // A loop, not /[ \t]+$/: that regex backtracks quadratically on a long run of spaces.
+  let start = 0
+  let end = value.length
+  while (start < end && isHttpWhitespace(value.charCodeAt(start))) start++
+  while (end > start && isHttpWhitespace(value.charCodeAt(end - 1))) end--
+  return value.slice(start, end)
+}
+
+function isHttpWhitespace(code: number): boolean {
+  return code === 0x20 || code === 0x09
+}
+
 const ANNOUNCED_CAP = /^(0|[1-9][0-9]{0,19}) ([A-Za-z0-9]{1,12}) ([0-9]{1,3})$/
 
 function parseAnnouncedCap(values: readonly string[]): AnnouncedCap | undefined {
   if (values.length !== 1) return undefined
-  const match = ANNOUNCED_CAP.exec((values[0] ?? '').trim())
+  const match = ANNOUNCED_CAP.exec(trimHttpWhitespace(values[0] ?? ''))
   if (!match) return undefined
   const scale = Number(match[3])
   if (!isAssetScale(scale)) return undefined

@@ -122,6 +122,22 @@ describe('parsePaymentHeaders: valid requests', () => {
     expect(headers.requestId).toBe(REQUEST_ID)
   })
 
+  // Defect 9 of issue 9: String.prototype.trim also strips U+00A0 (and other Unicode spaces), so
+  // "ilp-stream/1\xA0" was accepted and opened a socket. Only HTTP whitespace (SP, HTAB) is optional.
+  it('trims only HTTP whitespace: a no-break space or other Unicode space is part of the value', () => {
+    for (const space of ['\u00a0', '\u2003', '\ufeff', '\u000b', '\u000c']) {
+      const scheme = parsePaymentHeaders(source(valid({ [Headers.scheme]: `${SCHEME}${space}` })))
+      expect(scheme.type).toBe('invalid')
+      if (scheme.type === 'invalid') expect(scheme.error.code).toBe(ErrorCodes.UNSUPPORTED_SCHEME)
+      const address = parsePaymentHeaders(source(valid({ [Headers.address]: `${space}${ADDRESS}` })))
+      expect(address.type).toBe('invalid')
+      if (address.type === 'invalid') expect(address.error.code).toBe(ErrorCodes.INVALID_ADDRESS)
+      const cap = parsePaymentHeaders(source(valid({ [Headers.maxSpend]: `5000 XRP 9${space}` })))
+      expect(cap.type).toBe('invalid')
+      if (cap.type === 'invalid') expect(cap.error.code).toBe(ErrorCodes.INVALID_MAX_SPEND)
+    }
+  })
+
   it('accepts a one-element array (headersDistinct of a header sent once)', () => {
     const raw: Raw = {}
     for (const [name, value] of Object.entries(valid())) raw[name] = [value as string]
