@@ -29,7 +29,7 @@ describe('host budgets shared across requests (payer side of issue 4)', () => {
     expect((third as SpendLimitError).spent).toBe(0n)
     expect(payer.spent).toBe(200n)
     expect(payer.budgets()).toEqual([
-      { origin: app.url, total: 250n, spent: 200n, reserved: 0n, available: 50n, revoked: false },
+      { origin: app.url, total: 250n, spent: 200n, refunded: 0n, reserved: 0n, available: 50n, revoked: false },
     ])
     // A top-up makes room again.
     payer.topUp(app.url, 50n)

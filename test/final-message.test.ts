@@ -19,7 +19,7 @@ describe('the final message of a metered response', () => {
         try {
           const response = await payFetch(`${app.url}/stream/5`)
           expect((await response.text()).trim().split('\n')).toHaveLength(5)
-          expect(await getPayment(response)?.done).toEqual({ spent: 35n, complete: true })
+          expect(await getPayment(response)?.done).toEqual({ spent: 35n, complete: true, refunded: 0n })
         } catch (err) {
           failures.push(`${i}: ${(err as Error).message}`)
         } finally {

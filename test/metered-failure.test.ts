@@ -57,7 +57,8 @@ describe('a metered response that was not served in full says so in its final me
     const response = await payFetch(`${servers[index]!.url}${path}`)
     expect(response.status).toBe(status)
     await expect(response.text()).rejects.toBeInstanceOf(PaymentInterruptedError)
-    expect(await getPayment(response)?.done).toEqual({ spent, complete: false, code: 'COGPAY_HANDLER_FAILED' })
+    // And under the default refund: 'on-error', what it paid comes back (test/refunds.test.ts).
+    expect(await getPayment(response)?.done).toEqual({ spent, complete: false, code: 'COGPAY_HANDLER_FAILED', refunded: spent })
   })
 
   it.each([
@@ -67,6 +68,6 @@ describe('a metered response that was not served in full says so in its final me
     const payFetch = createPayFetch({ payer: net.payer, maxSpend: 100n })
     const response = await payFetch(`${servers[index]!.url}/ok`)
     expect(await response.text()).toBe('fine')
-    expect(await getPayment(response)?.done).toEqual({ spent, complete: true })
+    expect(await getPayment(response)?.done).toEqual({ spent, complete: true, refunded: 0n })
   })
 })

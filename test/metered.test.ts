@@ -152,7 +152,7 @@ describe.each(frameworks)('$name metered route on the real testnet', ({ start, c
     }
     expect(text.trim().split('\n')).toHaveLength(20)
     const outcome = await getPayment(response)!.done
-    expect(outcome).toEqual({ spent: 20n * STEP_PRICE, complete: true })
+    expect(outcome).toEqual({ spent: 20n * STEP_PRICE, complete: true, refunded: 0n })
     expect(payer.spent).toBe(20n * STEP_PRICE)
   })
 
@@ -166,7 +166,7 @@ describe.each(frameworks)('$name metered route on the real testnet', ({ start, c
     const error = await response.text().catch((err: unknown) => err)
     expect(error).toBeInstanceOf(PaymentInterruptedError)
     expect((error as PaymentInterruptedError).serverCode).toBe(ErrorCodes.CAP_TOO_LOW)
-    expect(await getPayment(response)!.done).toEqual({ spent: cap, complete: false, code: ErrorCodes.CAP_TOO_LOW })
+    expect(await getPayment(response)!.done).toEqual({ spent: cap, complete: false, code: ErrorCodes.CAP_TOO_LOW, refunded: 0n })
     expect(payer.spent).toBe(cap)
     // The server wrote exactly the chunks that were paid for.
     expect(stops[0]).toMatchObject({ code: ErrorCodes.CAP_TOO_LOW, stepsDone: 4, paid: cap })
@@ -188,7 +188,7 @@ describe.each(frameworks)('$name metered route on the real testnet', ({ start, c
     const within = await payFetch(`${app.url}${compute(4)}`)
     expect(within.status).toBe(200)
     await within.arrayBuffer()
-    expect(await getPayment(within)?.done).toEqual({ spent: 4n * STEP_PRICE, complete: true })
+    expect(await getPayment(within)?.done).toEqual({ spent: 4n * STEP_PRICE, complete: true, refunded: 0n })
   })
 
   it('a malformed Cogpay-Max-Spend is a 400 that names the header', async () => {

@@ -42,10 +42,21 @@ export {
   PING_LINE,
 } from './socket-messages.js'
 export { createPriceResolver, type PriceSpec, type PriceResolver } from './price.js'
-export type { PaymentReceiver, CollectRequest, Collection } from './receiver.js'
+export type { PaymentReceiver, CollectRequest, Collection, RefundRequest } from './receiver.js'
+export {
+  MemoryIdempotencyStore,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  readIdempotencyKey,
+  type IdempotencyOptions,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type MemoryIdempotencyStoreOptions,
+  type StoredResponse,
+} from './idempotency.js'
 export {
   createPaywall,
   encodeBody,
+  requestFingerprint,
   type Paywall,
   type PaywallInput,
   type PaywallOptions,
@@ -55,7 +66,7 @@ export {
 export { Meter, type MeterOptions } from './meter.js'
 export type { OpenRequest, PaymentStream } from './receiver.js'
 export { createMetering, type Metering, type MeteringOptions, type MeteringOutcome } from './metering.js'
-export type { PaidRouteOptions, MeteredRouteOptions } from './route-options.js'
+export type { PaidRouteOptions, MeteredRouteOptions, RefundPolicy } from './route-options.js'
 export {
   LeaseHost,
   Lease,

@@ -20,7 +20,7 @@ export interface LeaseRouteOptions<Req> {
 
 /** What a lease route's adapter must do: like {@link PaywallOutcome}, with a lease to expose. */
 export type LeasingOutcome =
-  | Exclude<PaywallOutcome, { type: 'proceed' }>
+  | Exclude<PaywallOutcome, { type: 'proceed' | 'replay' }>
   | { readonly type: 'proceed'; readonly headers: Readonly<Record<string, string>>; readonly lease: Lease }
 
 /** The framework-free core of `leaseRoute`. */

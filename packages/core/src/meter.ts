@@ -2,6 +2,7 @@ import { parseAmount } from './amount.js'
 import { CogpayError } from './errors/cogpay-error.js'
 import { ErrorCodes } from './errors/codes.js'
 import type { PaymentStream } from './receiver.js'
+import type { StreamFinal } from './socket-messages.js'
 
 /** Options of a {@link Meter}. */
 export interface MeterOptions {
@@ -18,6 +19,17 @@ export interface MeterOptions {
   readonly stallTimeoutMs?: number
   /** Aborting it stops the meter (`COGPAY_CLIENT_ABORTED`): wire the client's disconnect to it. */
   readonly signal?: AbortSignal
+  /**
+   * Pays money back to the payer (see `PaymentReceiver.refund`). Without it the meter refunds
+   * nothing, and `refund()` throws.
+   */
+  readonly refund?: (amount: bigint) => Promise<bigint>
+  /**
+   * `'on-error'` (default): when the response fails, everything paid is paid back, and when it
+   * ends otherwise, what was prepaid beyond the charges. `'never'`: only what the handler refunds
+   * itself with {@link Meter.refund}.
+   */
+  readonly refundPolicy?: 'on-error' | 'never'
 }
 
 /**
@@ -33,11 +45,21 @@ export class Meter {
   readonly #ahead: bigint
   readonly #stallTimeoutMs: number
   readonly #controller = new AbortController()
+  readonly #refund: ((amount: bigint) => Promise<bigint>) | undefined
+  readonly #refundPolicy: 'on-error' | 'never'
+  /** What the handler refunded itself, to be paid back when the meter ends. */
+  #refundDue = 0n
+  #ended = false
+  #settleRefund!: (refunded: bigint) => void
+  /** Resolves with what was paid back once the meter has ended (`0n` when nothing was). */
+  readonly refunded: Promise<bigint> = new Promise((resolve) => (this.#settleRefund = resolve))
 
   constructor(stream: PaymentStream, options: MeterOptions = {}) {
     this.#stream = stream
     this.#ahead = options.ahead ?? 0n
     this.#stallTimeoutMs = options.stallTimeoutMs ?? 10_000
+    this.#refund = options.refund
+    this.#refundPolicy = options.refundPolicy ?? 'on-error'
     const outer = options.signal
     if (outer) {
       const onAbort = () =>
@@ -100,11 +122,29 @@ export class Meter {
     })
   }
 
+  /**
+   * Pays `amount` of what was paid back to the payer, when the meter ends (the final message names
+   * the total refund; the money follows on a refund stream). For work the handler charged for and
+   * then could not deliver. At most what was paid and not refunded yet.
+   */
+  refund(amount: bigint | string): void {
+    const value = parseAmount(amount, 'refund')
+    if (!this.#refund) throw new CogpayError(ErrorCodes.INVALID_OPTIONS, 'this meter cannot refund: its receiver has no refund()')
+    if (this.#ended) throw new CogpayError(ErrorCodes.INVALID_AMOUNT, 'the meter has ended; refund before the response is done')
+    if (this.#refundDue + value > this.paid) {
+      throw new CogpayError(
+        ErrorCodes.INVALID_AMOUNT,
+        `cannot refund ${value}: paid=${this.paid}, already refunding ${this.#refundDue}`,
+      )
+    }
+    this.#refundDue += value
+  }
+
   /** Stops the meter with `reason` (first reason wins) and ends the stream, telling the payer why. */
   stop(reason: CogpayError): void {
     if (this.signal.aborted) return
     this.#controller.abort(reason)
-    this.#stream.close({ v: 1, final: 'stopped', code: reason.code, charged: this.charged, paid: this.paid })
+    this.#end({ v: 1, final: 'stopped', code: reason.code, charged: this.charged, paid: this.paid }, false)
   }
 
   /**
@@ -114,11 +154,32 @@ export class Meter {
    */
   finish(served = true): void {
     if (this.signal.aborted) return
-    this.#stream.close(
+    this.#end(
       served
         ? { v: 1, final: 'complete', charged: this.charged, paid: this.paid }
         : { v: 1, final: 'stopped', code: ErrorCodes.HANDLER_FAILED, charged: this.charged, paid: this.paid },
+      !served,
     )
+  }
+
+  /** Writes the final message (naming the refund), closes the stream, then pays the refund back. */
+  #end(final: StreamFinal, failed: boolean): void {
+    if (this.#ended) return
+    this.#ended = true
+    const paid = final.paid
+    let refund = this.#refundDue
+    if (this.#refund && this.#refundPolicy === 'on-error') {
+      // A failed response: none of it was delivered whole. Otherwise: what was prepaid for work never done.
+      const auto = failed ? paid : paid > this.charged ? paid - this.charged : 0n
+      if (auto > refund) refund = auto
+    }
+    if (refund > paid) refund = paid
+    if (!this.#refund || refund === 0n) {
+      this.#stream.close(final)
+      return this.#settleRefund(0n)
+    }
+    this.#stream.close({ ...final, refund })
+    this.#refund(refund).catch(() => 0n).then(this.#settleRefund)
   }
 
   #throwIfStopped(): void {

@@ -2,9 +2,10 @@ import { parseAmount, type AmountLike } from './amount.js'
 import { CogpayError, isCogpayError } from './errors/cogpay-error.js'
 import { ErrorCodes } from './errors/codes.js'
 import { Meter } from './meter.js'
-import { capBelow, respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.js'
+import { capBelow, refundPolicy, respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.js'
 import { createPriceResolver, type PriceSpec } from './price.js'
 import type { PaymentReceiver } from './receiver.js'
+import type { RefundPolicy } from './route-options.js'
 import { Headers, announcedCapBelow, parsePaymentHeaders } from './wire.js'
 
 /** Options of a metered route. */
@@ -21,11 +22,13 @@ export interface MeteringOptions<Req = unknown> {
    * before any work or socket; the 402 body names it as the amount.
    */
   readonly maxPrice?: PriceSpec<Req>
+  /** What happens to the money when the handler fails (see `MeterOptions.refundPolicy`). Default `'on-error'`. */
+  readonly refund?: RefundPolicy
 }
 
 /** What a metered route's adapter must do: like {@link PaywallOutcome}, with a meter to expose. */
 export type MeteringOutcome =
-  | Exclude<PaywallOutcome, { type: 'proceed' }>
+  | Exclude<PaywallOutcome, { type: 'proceed' | 'replay' }>
   | {
       readonly type: 'proceed'
       /** Headers to set before the handler runs. */
@@ -59,6 +62,7 @@ export function createMetering<Req>(options: MeteringOptions<Req>): Metering<Req
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, (cause as Error).message, { cause })
   }
   const maxPrice = options.maxPrice === undefined ? undefined : createPriceResolver(options.maxPrice)
+  const policy = refundPolicy(options.refund)
   const stallTimeoutMs = options.stallTimeoutMs ?? 10_000
   if (!Number.isSafeInteger(stallTimeoutMs) || stallTimeoutMs <= 0) {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `stallTimeoutMs must be a positive integer, got ${stallTimeoutMs}`)
@@ -88,6 +92,10 @@ export function createMetering<Req>(options: MeteringOptions<Req>): Metering<Req
           ahead,
           stallTimeoutMs,
           ...(input.signal ? { signal: input.signal } : {}),
+          refundPolicy: policy,
+          ...(receiver.refund
+            ? { refund: (amount: bigint) => receiver.refund!({ payment: parsed.headers, amount }) }
+            : {}),
         })
         return {
           type: 'proceed',

@@ -4,6 +4,15 @@ import { CogpayError, isCogpayError } from './errors/cogpay-error.js'
 import { ErrorCodes } from './errors/codes.js'
 import { createPriceResolver, type PriceSpec } from './price.js'
 import type { PaymentReceiver } from './receiver.js'
+import type { RefundPolicy } from './route-options.js'
+import {
+  idempotencyOptions,
+  idempotencyScope,
+  readIdempotencyKey,
+  type IdempotencyOptions,
+  type IdempotencyStore,
+  type StoredResponse,
+} from './idempotency.js'
 import { paymentRequirements, type PaymentRequiredBody } from './requirements.js'
 import { Headers, announcedCapBelow, parsePaymentHeaders, type HeaderSource } from './wire.js'
 
@@ -26,6 +35,16 @@ export interface PaywallInput<Req> {
   readonly signal?: AbortSignal
   /** The client's network address (the request's remote IP), for per-client limits. */
   readonly client?: string
+  /**
+   * What makes two requests the same for `Idempotency-Key`: method, path and query, body length
+   * (see {@link requestFingerprint}). Without it, every request with a key counts as the same.
+   */
+  readonly fingerprint?: string
+}
+
+/** A request's fingerprint for idempotency: method, path and query, and body length. */
+export function requestFingerprint(method: string, url: string, contentLength: string | undefined): string {
+  return `${method.toUpperCase()} ${url} ${contentLength ?? '-'}`
 }
 
 /**
@@ -45,16 +64,42 @@ export type PaywallOutcome =
     }
   | { readonly type: 'fail'; readonly error: unknown }
   | {
+      /** A retry of a request already paid and served: send this stored response again, as is. */
+      readonly type: 'replay'
+      readonly status: number
+      readonly headers: readonly (readonly [string, string])[]
+      readonly body: Uint8Array
+    }
+  | {
       readonly type: 'proceed'
       readonly headers: Readonly<Record<string, string>>
       readonly receipt: PaymentReceipt
-      finish(): void
+      /**
+       * Call just before the response headers go out, with the status: for a failure (5xx) under
+       * `refund: 'on-error'` it starts the refund and returns the `Cogpay-Refund` header to set.
+       */
+      beforeHeaders(status: number): Record<string, string>
+      /**
+       * Call when the response is done, with whether it was served in full (sent to its end with a
+       * status below 500), and the response as sent when `replayBytes` asked for it (`undefined`
+       * when its body was larger). A paid response that was not served is refunded under
+       * `refund: 'on-error'`; one that was is kept for an `Idempotency-Key` retry.
+       */
+      finish(served?: boolean, response?: StoredResponse): void
+      /** Keep the response (status, headers, body up to this many bytes) and pass it to `finish`. */
+      readonly replayBytes?: number
+      /** Resolves with what was refunded once the response is done (`0n` when nothing was). */
+      readonly refunded: Promise<bigint>
     }
 
 /** Options for {@link createPaywall}. */
 export interface PaywallOptions {
   /** The payment side: where the money is collected. */
   readonly receiver: PaymentReceiver
+  /** What happens to the money when the handler fails. Default `'on-error'`: it is paid back. */
+  readonly refund?: RefundPolicy
+  /** Retries with the same `Idempotency-Key` are never charged twice (see {@link IdempotencyStore}). On by default; `false` turns it off. */
+  readonly idempotency?: IdempotencyOptions | false
 }
 
 /** The framework-free core of `paidRoute`: one request in, one instruction out. */
@@ -72,6 +117,8 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
   if (typeof receiver?.collect !== 'function' || typeof receiver.asset !== 'function') {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, 'receiver must implement asset() and collect()')
   }
+  const policy = refundPolicy(options.refund)
+  const idempotency = idempotencyOptions(options.idempotency)
 
   return {
     async handle(input) {
@@ -89,7 +136,7 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
         return fail(err)
       }
       if (parsed.type === 'none') {
-        if (amount === 0n) return proceed({ requestId: '', price: 0n, paid: 0n, asset }, () => {})
+        if (amount === 0n) return proceed({ requestId: '', price: 0n, paid: 0n, asset })
         const error = new CogpayError(
           ErrorCodes.PAYMENT_REQUIRED,
           `this resource costs ${amount} (asset ${asset.code}, scale ${asset.scale}); pay with the ${Headers.scheme} headers`,
@@ -98,10 +145,43 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
         return respondWithError(error, amount, asset)
       }
       const { requestId } = parsed.headers
-      if (amount === 0n) return proceed({ requestId, price: 0n, paid: 0n, asset }, () => {})
+      if (amount === 0n) return proceed({ requestId, price: 0n, paid: 0n, asset })
       // The payer announced a cap below the price: refuse now, without opening a socket.
       if (announcedCapBelow(parsed.headers.maxSpend, amount, asset)) {
         return respondWithError(capBelow(amount, parsed.headers.maxSpend?.amount ?? 0n), amount, asset)
+      }
+      // One logical request, one payment: a retry with the same Idempotency-Key is not charged again.
+      let record: RecordKeeper | undefined
+      if (idempotency) {
+        const key = readIdempotencyKey(input.headers)
+        if (key instanceof CogpayError) return respondWithError(key)
+        if (key !== undefined) {
+          const fingerprint = input.fingerprint ?? ''
+          let earlier
+          try {
+            const scope = await idempotencyScope(key, parsed.headers)
+            record = new RecordKeeper(idempotency.store, scope, fingerprint, idempotency.ttlMs)
+            earlier = await idempotency.store.begin(scope, fingerprint, idempotency.ttlMs)
+          } catch (err) {
+            return { type: 'fail', error: storeFailed(err) }
+          }
+          if (earlier) {
+            if (earlier.fingerprint !== fingerprint) return respondWithError(keyReused())
+            if (earlier.state === 'running') return respondWithError(inProgress())
+            if (earlier.response) {
+              const headers = earlier.response.headers.filter(([name]) => name.toLowerCase() !== 'cogpay-request-id')
+              return {
+                type: 'replay',
+                status: earlier.response.status,
+                headers: [...headers, [Headers.requestId, requestId], [Headers.replayed, 'response']],
+                body: earlier.response.body,
+              }
+            }
+            // Paid before, its response not kept: serve it again as paid, without a payment.
+            const receipt = { requestId, price: BigInt(earlier.price ?? amount), paid: BigInt(earlier.paid ?? 0), asset }
+            return proceed(receipt, { replayed: true, keeper: record, replayBytes: idempotency.maxReplayBytes })
+          }
+        }
       }
       try {
         const collection = await receiver.collect({
@@ -111,8 +191,18 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
           ...(input.client ? { client: input.client } : {}),
         })
         const receipt = { requestId, price: amount, paid: collection.paid, asset: collection.asset }
-        return proceed(receipt, () => collection.close())
+        const refund =
+          policy === 'on-error' && receiver.refund
+            ? () => receiver.refund!({ payment: parsed.headers, amount: collection.paid })
+            : undefined
+        return proceed(receipt, {
+          close: () => collection.close(),
+          ...(refund ? { refund } : {}),
+          ...(record ? { keeper: record, replayBytes: idempotency!.maxReplayBytes } : {}),
+        })
       } catch (err) {
+        // Nothing was paid: a retry pays as new.
+        void record?.forget()
         const error = isCogpayError(err)
           ? err
           : new CogpayError(ErrorCodes.PAYMENT_FAILED, 'the payment failed on the server side', {
@@ -141,7 +231,40 @@ function fail(error: unknown): PaywallOutcome {
   return { type: 'fail', error }
 }
 
-function proceed(receipt: PaymentReceipt, finish: () => void): PaywallOutcome {
+/** @internal Checks a `refund` option. */
+export function refundPolicy(value: RefundPolicy | undefined): RefundPolicy {
+  if (value === undefined) return 'on-error'
+  if (value !== 'on-error' && value !== 'never') {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `refund must be 'on-error' or 'never', got ${JSON.stringify(value)}`)
+  }
+  return value
+}
+
+/**
+ * The paid response's outcome: headers, receipt, and a refund that starts at most once, when the
+ * response fails (a 5xx status as its headers go out, or a response not served in full).
+ */
+function proceed(
+  receipt: PaymentReceipt,
+  how: {
+    close?: () => void
+    refund?: () => Promise<bigint>
+    keeper?: RecordKeeper
+    replayBytes?: number
+    /** Served as already paid (an idempotent retry): nothing to refund or close. */
+    replayed?: boolean
+  } = {},
+): PaywallOutcome {
+  const { close = () => {}, refund, keeper } = how
+  let refunding: Promise<bigint> | undefined
+  let settle!: (refunded: bigint) => void
+  const refunded = new Promise<bigint>((resolve) => (settle = resolve))
+  const startRefund = () => {
+    if (!refund || refunding || receipt.paid === 0n) return false
+    refunding = refund().catch(() => 0n)
+    void refunding.then(settle)
+    return true
+  }
   const headers: Record<string, string> = {
     [Headers.price]: receipt.price.toString(),
     [Headers.paid]: receipt.paid.toString(),
@@ -149,17 +272,78 @@ function proceed(receipt: PaymentReceipt, finish: () => void): PaywallOutcome {
     [Headers.assetScale]: String(receipt.asset.scale),
   }
   if (receipt.requestId) headers[Headers.requestId] = receipt.requestId
+  if (how.replayed) headers[Headers.replayed] = 'payment'
   let finished = false
   return {
     type: 'proceed',
     headers,
     receipt,
-    finish() {
+    refunded,
+    ...(keeper && how.replayBytes !== undefined ? { replayBytes: how.replayBytes } : {}),
+    beforeHeaders(status) {
+      if (status < 500 || !startRefund()) return {}
+      return { [Headers.refund]: receipt.paid.toString() }
+    },
+    finish(served = true, response) {
       if (finished) return
       finished = true
-      finish()
+      close()
+      if (!served) startRefund()
+      if (!refunding) settle(0n)
+      if (!keeper) return
+      if (served) return void keeper.done(receipt, response)
+      // Not served. Refunded in full: forget it, so a retry pays as new. Otherwise the payer paid
+      // and got nothing (or not all) back: a retry is served as already paid.
+      void refunded.then((back) => (back > 0n && back >= receipt.paid ? keeper.forget() : keeper.done(receipt)))
     },
   }
+}
+
+/** Writes one request's idempotency record; store failures are swallowed (the record then expires). */
+class RecordKeeper {
+  constructor(
+    readonly store: IdempotencyStore,
+    readonly scope: string,
+    readonly fingerprint: string,
+    readonly ttlMs: number,
+  ) {}
+
+  done(receipt: PaymentReceipt, response?: StoredResponse): Promise<void> {
+    const record = {
+      state: 'done' as const,
+      fingerprint: this.fingerprint,
+      paid: receipt.paid.toString(),
+      price: receipt.price.toString(),
+      ...(response ? { response } : {}),
+    }
+    return this.store.complete(this.scope, record, this.ttlMs).catch(() => {})
+  }
+
+  forget(): Promise<void> {
+    return this.store.forget(this.scope).catch(() => {})
+  }
+}
+
+function keyReused(): CogpayError {
+  return new CogpayError(
+    ErrorCodes.IDEMPOTENCY_KEY_REUSED,
+    `this ${Headers.idempotencyKey} was already used by this payer for a different request (method, path or body length); use a new key`,
+    { status: 422 },
+  )
+}
+
+function inProgress(): CogpayError {
+  const error = new CogpayError(
+    ErrorCodes.IDEMPOTENCY_IN_PROGRESS,
+    `a request with this ${Headers.idempotencyKey} is still under way; retry once it is done`,
+    { status: 409 },
+  )
+  error.headers['Retry-After'] = '1'
+  return error
+}
+
+function storeFailed(cause: unknown): CogpayError {
+  return new CogpayError(ErrorCodes.STORE_UNAVAILABLE, 'the idempotency store is unavailable; try again shortly', { status: 503, cause })
 }
 
 /** @internal The protocol answer for an error: JSON body, `Cogpay-Error` header, requirements on a 402. */

@@ -21,6 +21,20 @@ export interface PaymentReceiver {
    * the work proceeds. Rejects like `collect` when no stream can be opened.
    */
   open(request: OpenRequest): Promise<PaymentStream>
+  /**
+   * Pays back up to `amount` (the server's units) of what a request paid, on a refund stream to
+   * its payer. Resolves with what arrived; never rejects (a payer that is gone or refuses gets
+   * nothing, and the result says so). A receiver without it cannot refund.
+   */
+  refund?(request: RefundRequest): Promise<bigint>
+}
+
+/** A refund to pay: part or all of what one request paid. */
+export interface RefundRequest {
+  /** The request's payment headers: its payer, and the request id the refund names. */
+  readonly payment: PaymentHeaders
+  /** At most this much, in the server's units. */
+  readonly amount: bigint
 }
 
 /** A metered payment to open. */

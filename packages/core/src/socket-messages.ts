@@ -16,6 +16,11 @@ export interface StreamHello {
   readonly amount?: bigint
   /** Present on a lease's stream: the host will pull `amount` every `intervalMs` on it. */
   readonly lease?: LeaseTerms
+  /**
+   * Present on a refund stream: the server pays back up to this much (its own units) of what the
+   * request paid, on this stream, in the other direction. Never with `amount` or `lease`.
+   */
+  readonly refund?: bigint
 }
 
 /** A lease's terms, as its stream's hello states them. */
@@ -109,6 +114,7 @@ export function encodeHello(hello: StreamHello): Uint8Array {
     const { id, amount, intervalMs, resume } = hello.lease
     json.lease = { id, amount: amount.toString(), intervalMs, ...(resume ? { resume: true } : {}) }
   }
+  if (hello.refund !== undefined) json.refund = hello.refund.toString()
   return utf8(`${JSON.stringify(json)}\n`)
 }
 
@@ -127,10 +133,16 @@ function parseLine(line: Uint8Array | string): Record<string, unknown> | undefin
 export function decodeHello(line: Uint8Array | string): StreamHello | undefined {
   const value = parseLine(line)
   if (!value) return undefined
-  const { v, requestId, amount, lease } = value
+  const { v, requestId, amount, lease, refund } = value
   if (v !== 1 || typeof requestId !== 'string' || requestId.length > 64) return undefined
+  // A refund stream carries money the other way: it states nothing else.
+  if (refund !== undefined && (amount !== undefined || lease !== undefined)) return undefined
   try {
-    const hello: { v: 1; requestId: string; amount?: bigint; lease?: LeaseTerms } = { v: 1, requestId }
+    const hello: { v: 1; requestId: string; amount?: bigint; lease?: LeaseTerms; refund?: bigint } = { v: 1, requestId }
+    if (refund !== undefined) {
+      hello.refund = parseAmount(refund)
+      if (hello.refund === 0n) return undefined
+    }
     if (amount !== undefined) hello.amount = parseAmount(amount)
     if (lease !== undefined) {
       const terms = decodeLeaseTerms(lease)
@@ -166,12 +178,19 @@ export interface StreamFinal {
   /** Totals in the server's units. */
   readonly charged: bigint
   readonly paid: bigint
+  /**
+   * What the server will pay back of `paid` (its units), on a refund stream it opens after this
+   * message: all of it when the response failed under `refund: 'on-error'`, or what the handler
+   * refunded itself. Absent when nothing is refunded.
+   */
+  readonly refund?: bigint
 }
 
 /** Serialises a final message: one line of JSON. */
 export function encodeFinal(final: StreamFinal): Uint8Array {
   const json: Record<string, unknown> = { v: 1, final: final.final, charged: final.charged.toString(), paid: final.paid.toString() }
   if (final.code !== undefined) json.code = final.code
+  if (final.refund !== undefined && final.refund > 0n) json.refund = final.refund.toString()
   return utf8(`${JSON.stringify(json)}\n`)
 }
 
@@ -179,16 +198,18 @@ export function encodeFinal(final: StreamFinal): Uint8Array {
 export function decodeFinal(line: Uint8Array | string): StreamFinal | undefined {
   const value = parseLine(line)
   if (!value) return undefined
-  const { v, final, code, charged, paid } = value
+  const { v, final, code, charged, paid, refund } = value
   if (v !== 1 || (final !== 'complete' && final !== 'stopped')) return undefined
   if (code !== undefined && (typeof code !== 'string' || code.length > 64)) return undefined
   try {
+    const refunded = refund === undefined ? undefined : parseAmount(refund)
     return {
       v: 1,
       final,
       ...(typeof code === 'string' ? { code } : {}),
       charged: parseAmount(charged),
       paid: parseAmount(paid),
+      ...(refunded ? { refund: refunded } : {}),
     }
   } catch {
     return undefined

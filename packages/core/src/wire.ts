@@ -46,6 +46,18 @@ export const Headers = {
   lease: 'Cogpay-Lease',
   /** Response of a lease (and in a 402 body): `Cogpay-Price` is pulled every this many ms. */
   interval: 'Cogpay-Interval-Ms',
+  /**
+   * Response (a paid request that failed: 5xx): the server pays back this much of what the request
+   * paid, in its own units, on a refund stream it opens on the payer's socket right after.
+   */
+  refund: 'Cogpay-Refund',
+  /**
+   * Request, optional (draft-ietf-httpapi-idempotency-key-header): one logical request. A retry
+   * with the same key, from the same payer, is never charged twice.
+   */
+  idempotencyKey: 'Idempotency-Key',
+  /** Response: `1` when the response is a stored copy of the first attempt's (a retry was replayed). */
+  replayed: 'Cogpay-Replayed',
 } as const
 
 /** The longest value accepted for each request header, in characters. */

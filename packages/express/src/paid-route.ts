@@ -1,6 +1,7 @@
+import { Buffer } from 'node:buffer'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { createPaywall, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
-import { clientGone } from '@cogpay/core/node'
+import { createPaywall, requestFingerprint, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
+import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
 import { respond } from './respond.js'
 
@@ -9,13 +10,19 @@ export type { PaidRouteOptions }
 /**
  * Express middleware that charges `price` for every request it sees, in the server's asset.
  * The handler after it runs only once the price has been paid; it finds the receipt in
- * `res.locals.payment`. Protocol answers (400, 402) are sent as JSON; ILP failures (502, 503) go
- * to `next(err)` as a `CogpayError` with `status`, `expose` and a `Cogpay-Error` header.
+ * `res.locals.payment`. Protocol answers (400, 402, 409, 422) are sent as JSON; ILP failures
+ * (502, 503) go to `next(err)` as a `CogpayError` with `status`, `expose` and a `Cogpay-Error`
+ * header. A handler that fails (throws, answers 5xx, or is cut off) is refunded (`refund`), and a
+ * retry with the same `Idempotency-Key` is never charged twice (`idempotency`).
  *
  * @param price a bigint or decimal string, or a (sync or async) function of the request.
  */
 export function paidRoute(price: PriceSpec<Request>, options: PaidRouteOptions = {}): RequestHandler {
-  const paywall = createPaywall<Request>(price, { receiver: options.receiver ?? defaultPaymentServer() })
+  const paywall = createPaywall<Request>(price, {
+    receiver: options.receiver ?? defaultPaymentServer(),
+    ...(options.refund ? { refund: options.refund } : {}),
+    ...(options.idempotency !== undefined ? { idempotency: options.idempotency } : {}),
+  })
 
   return async function paidRoute(req: Request, res: Response, next: NextFunction): Promise<void> {
     let outcome
@@ -24,6 +31,7 @@ export function paidRoute(price: PriceSpec<Request>, options: PaidRouteOptions =
         headers: (name) => req.headersDistinct[name],
         request: req,
         signal: clientGone(res),
+        fingerprint: requestFingerprint(req.method, req.originalUrl, req.headers['content-length']),
         ...(req.socket.remoteAddress ? { client: req.socket.remoteAddress } : {}),
       })
     } catch (err) {
@@ -31,9 +39,21 @@ export function paidRoute(price: PriceSpec<Request>, options: PaidRouteOptions =
     }
     if (outcome.type === 'fail') return next(outcome.error)
     if (outcome.type === 'respond') return respond(res, outcome)
+    if (outcome.type === 'replay') {
+      res.status(outcome.status)
+      for (const [name, value] of outcome.headers) res.append(name, value)
+      res.end(Buffer.from(outcome.body))
+      return
+    }
     res.set(outcome.headers)
     res.locals.payment = outcome.receipt
-    res.once('close', outcome.finish)
+    // A failure (5xx) says Cogpay-Refund as its headers go out; a response not served in full is refunded.
+    beforeHeaders(res, () => outcome.beforeHeaders(res.statusCode))
+    const sent = outcome.replayBytes === undefined ? undefined : captureResponse(res, outcome.replayBytes)
+    res.once('close', () => {
+      const served = res.writableFinished && res.statusCode < 500
+      outcome.finish(served, served ? sent?.() : undefined)
+    })
     next()
   }
 }

@@ -13,7 +13,7 @@ import {
   type Asset,
 } from '@cogpay/core'
 import { createPayer, type Payer, type PendingPayment } from '@cogpay/ilp'
-import { recordPayment, type Payment } from './payment.js'
+import { recordPayment, type Payment, type PaymentOutcome } from './payment.js'
 
 /** A fetch function: undici's, the global one, or any compatible. */
 export type FetchFunction = (input: string | URL, init?: RequestInit) => Promise<Response>
@@ -27,11 +27,22 @@ export type PayFetchOptions = {
   /** After a response, wait at most this long for payment packets still in flight. Default `2000` ms. */
   settleTimeoutMs?: number
   /**
+   * A failed paid response that announces a refund (`Cogpay-Refund`, or `refund` in a metered
+   * final message) is returned once the refund has arrived, or after this long. Default `5000` ms.
+   */
+  refundTimeoutMs?: number
+  /**
    * The most a request may wait for its response (its headers; a body may stream for longer),
    * money moving or not. Past it the request is aborted, its payment stopped, and payFetch rejects
    * with `COGPAY_RESPONSE_TIMEOUT`. `init.timeoutMs` overrides it per call. Default `60000` ms.
    */
   timeoutMs?: number
+  /**
+   * Send an `Idempotency-Key` with every request (a new random one per call, unless the call gives
+   * its own in `init.idempotencyKey` or `init.headers`), so that a retry of it, automatic or
+   * manual, is never charged twice by a cogpay server. Default `true`.
+   */
+  idempotencyKeys?: boolean
   /** Hooks, each an array of functions taking one state object (fields may be added later). */
   hooks?: PayFetchHooks
   /**
@@ -81,7 +92,16 @@ export type PayFetch = ((input: string | URL, init?: PayFetchInit) => Promise<Re
  * over time from the host's authorization, see `payer.authorize`), the most that lease may be paid
  * in all. Lease money is not this call's `maxSpend`.
  */
-export type PayFetchInit = RequestInit & { maxSpend?: AmountLike; leaseMax?: AmountLike; timeoutMs?: number }
+export type PayFetchInit = RequestInit & {
+  maxSpend?: AmountLike
+  leaseMax?: AmountLike
+  timeoutMs?: number
+  /**
+   * This call's `Idempotency-Key`: give the same key to a manual retry of the same logical request
+   * and it is not charged again (see `idempotencyKeys`). `false`: send none.
+   */
+  idempotencyKey?: string | false
+}
 
 /**
  * Creates a fetch that pays for what it asks, never more than `maxSpend` per request in its own
@@ -94,11 +114,12 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
   const defaultCap = parseAmount(options.maxSpend, 'maxSpend')
   const fetchImpl = options.fetch ?? (undiciFetch as unknown as FetchFunction)
   const settleTimeoutMs = options.settleTimeoutMs ?? 2000
+  const refundTimeoutMs = timeoutOption(options.refundTimeoutMs ?? 5000, 'refundTimeoutMs')
   const defaultTimeoutMs = timeoutOption(options.timeoutMs ?? 60_000, 'timeoutMs')
   const payer = options.payer ?? createPayer(options.uplink === undefined ? {} : { uplink: options.uplink })
 
   const payFetch = async (input: string | URL, init: PayFetchInit = {}): Promise<Response> => {
-    const { maxSpend: callCap, leaseMax, timeoutMs: callTimeout, ...requestInit } = init
+    const { maxSpend: callCap, leaseMax, timeoutMs: callTimeout, idempotencyKey, ...requestInit } = init
     const timeoutMs = callTimeout === undefined ? defaultTimeoutMs : timeoutOption(callTimeout, 'init.timeoutMs')
     const maxSpend = callCap === undefined ? defaultCap : parseAmount(callCap, 'maxSpend')
     const url = new URL(input)
@@ -112,6 +133,10 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
     })
     const headers = new Headers(requestInit.headers)
     for (const [name, value] of Object.entries(paymentRequestHeaders(pending.headers))) headers.set(name, value)
+    if (typeof idempotencyKey === 'string') headers.set(WireHeaders.idempotencyKey, idempotencyKey)
+    else if (idempotencyKey !== false && (options.idempotencyKeys ?? true) && !headers.has(WireHeaders.idempotencyKey)) {
+      headers.set(WireHeaders.idempotencyKey, globalThis.crypto.randomUUID())
+    }
 
     // The response must arrive within timeoutMs, whatever the server does with the money.
     const timeout = new AbortController()
@@ -136,9 +161,13 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
       clearTimeout(timer)
     }
     if (response.status !== 402 && response.headers.get(WireHeaders.metered) === '1' && response.body) {
-      return meteredResponse(response, pending, { url, maxSpend, settleTimeoutMs, asset: payer.asset })
+      return meteredResponse(response, pending, { url, maxSpend, settleTimeoutMs, refundTimeoutMs, asset: payer.asset })
     }
     const spent = await pending.finish(settleTimeoutMs)
+    // A failed paid request that the server pays back: return once the money is back.
+    if (response.status >= 500 && response.headers.has(WireHeaders.refund) && spent > 0n) {
+      await pending.waitRefund(refundTimeoutMs)
+    }
 
     if (response.status === 402) {
       const body = await readJson(response)
@@ -156,7 +185,16 @@ export function createPayFetch(options: PayFetchOptions): PayFetch {
     } catch (err) {
       throw withSpent(err, spent)
     }
-    recordPayment(response, { ...payment, spent, metered: false, done: Promise.resolve({ spent, complete: true }) })
+    recordPayment(response, {
+      ...payment,
+      spent,
+      // Live: a refund for a response that was cut off may arrive after it was returned.
+      get refunded() {
+        return pending.refunded
+      },
+      metered: false,
+      done: Promise.resolve({ spent, complete: true, refunded: pending.refunded }),
+    })
     return response
   }
   return Object.assign(payFetch, { payer, timeoutMs: defaultTimeoutMs })
@@ -192,11 +230,11 @@ export async function closePayFetch(): Promise<void> {
 function meteredResponse(
   response: Response,
   pending: PendingPayment,
-  context: { url: URL; maxSpend: bigint; settleTimeoutMs: number; asset: Asset | undefined },
+  context: { url: URL; maxSpend: bigint; settleTimeoutMs: number; refundTimeoutMs: number; asset: Asset | undefined },
 ): Response {
   const reader = (response.body as ReadableStream<Uint8Array>).getReader()
-  let settle!: (outcome: { spent: bigint; complete: boolean; code?: string }) => void
-  const done = new Promise<{ spent: bigint; complete: boolean; code?: string }>((resolve) => {
+  let settle!: (outcome: PaymentOutcome) => void
+  const done = new Promise<PaymentOutcome>((resolve) => {
     settle = resolve
   })
   const body = new ReadableStream<Uint8Array>({
@@ -205,25 +243,27 @@ function meteredResponse(
       try {
         chunk = await reader.read()
       } catch (err) {
-        settle({ spent: pending.abort(), complete: false })
+        settle({ spent: pending.abort(), complete: false, refunded: pending.refunded })
         controller.error(err)
         return
       }
       if (!chunk.done) return controller.enqueue(chunk.value)
       const final = await pending.waitFinal(context.settleTimeoutMs)
       const spent = await pending.finish(context.settleTimeoutMs)
+      // The server pays back (a failure, or what was prepaid beyond the charges): wait for it.
+      const refunded = final?.refund && spent > 0n ? await pending.waitRefund(context.refundTimeoutMs) : pending.refunded
       if (final?.final === 'complete') {
-        settle({ spent, complete: true })
+        settle({ spent, complete: true, refunded })
         controller.close()
         return
       }
-      settle({ spent, complete: false, ...(final?.code ? { code: final.code } : {}) })
+      settle({ spent, complete: false, refunded, ...(final?.code ? { code: final.code } : {}) })
       controller.error(
         new PaymentInterruptedError({ url: context.url.href, serverCode: final?.code, spent, maxSpend: context.maxSpend }),
       )
     },
     async cancel(reason) {
-      settle({ spent: pending.abort(), complete: false })
+      settle({ spent: pending.abort(), complete: false, refunded: pending.refunded })
       await reader.cancel(reason)
     },
   })
@@ -239,6 +279,9 @@ function meteredResponse(
     get spent() {
       return pending.spent
     },
+    get refunded() {
+      return pending.refunded
+    },
     metered: true,
     done,
   })
@@ -248,7 +291,7 @@ function meteredResponse(
 function readPayment(
   response: Response,
   known: { requestId: string; maxSpend: bigint; url: URL; asset: Asset | undefined },
-): Omit<Payment, 'spent' | 'metered' | 'done'> {
+): Omit<Payment, 'spent' | 'refunded' | 'metered' | 'done'> {
   const get = (name: string) => response.headers.get(name) ?? undefined
   const price = optionalAmount(get(WireHeaders.price), WireHeaders.price)
   const paid = optionalAmount(get(WireHeaders.paid), WireHeaders.paid)
@@ -256,6 +299,7 @@ function readPayment(
   const code = get(WireHeaders.assetCode)
   const lease = get(WireHeaders.lease)
   const interval = get(WireHeaders.interval)
+  const replayed = get(WireHeaders.replayed)
   const serverAsset = code !== undefined && scale !== undefined && /^\d{1,3}$/.test(scale) ? { code, scale: Number(scale) } : undefined
   // Comparable only in one asset: across assets the cap (in the payer's units) and the price are
   // different units, and the payer's own spend is what counts.
@@ -263,6 +307,7 @@ function readPayment(
   return {
     ...(lease && /^[A-Za-z0-9_-]{16,64}$/.test(lease) ? { lease } : {}),
     ...(interval && /^[1-9]\d{0,9}$/.test(interval) ? { intervalMs: Number(interval) } : {}),
+    ...(replayed === 'response' || replayed === 'payment' ? { replayed } : {}),
     url: known.url.href,
     requestId: known.requestId,
     maxSpend: known.maxSpend,

@@ -6,6 +6,13 @@ export interface Payment {
   readonly requestId: string
   /** What this client paid for the request, in its own units. The only number it can trust. */
   readonly spent: bigint
+  /**
+   * What the server paid back (a refund: the paid handler failed), in the client's units. The net
+   * cost of the request is `spent - refunded`. Announced refunds have arrived (or timed out) by the
+   * time the response is returned; one for a response cut off mid-body may arrive later, and this
+   * is read live.
+   */
+  readonly refunded: bigint
   /** The cap this request had, in the client's units. */
   readonly maxSpend: bigint
   /** The price the server says it asked (`Cogpay-Price`), in the server's units. */
@@ -26,6 +33,12 @@ export interface Payment {
    * lease ends. Follow it with `payer.leases()`; stop it with `payer.revokeLease(id)`.
    */
   readonly lease?: string
+  /**
+   * Set when the server did not charge this attempt because it is a retry of one already paid
+   * (same `Idempotency-Key`): `'response'`, the first attempt's stored response sent again;
+   * `'payment'`, served again as already paid.
+   */
+  readonly replayed?: 'response' | 'payment'
   readonly intervalMs?: number
   /** True for a metered response: it is paid as its body streams, and `spent` grows until `done`. */
   readonly metered: boolean
@@ -33,7 +46,16 @@ export interface Payment {
    * Resolves when the payment is over: at once for a fixed price, when the body has been read for a
    * metered response. `complete` is false when the body was cut because payment stopped.
    */
-  readonly done: Promise<{ spent: bigint; complete: boolean; code?: string }>
+  readonly done: Promise<PaymentOutcome>
+}
+
+/** How a payment ended: see {@link Payment.done}. */
+export interface PaymentOutcome {
+  readonly spent: bigint
+  readonly complete: boolean
+  readonly code?: string
+  /** Paid back by the server (its final message announced a refund), in the client's units. */
+  readonly refunded: bigint
 }
 
 const payments = new WeakMap<Response, Payment>()

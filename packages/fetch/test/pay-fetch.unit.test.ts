@@ -201,9 +201,10 @@ describe('payFetch against a nock server, with a real payer on the real testnet'
       serverAsset: undefined,
       priceAboveCap: false,
       metered: false,
+      refunded: 0n,
       done: expect.any(Promise),
     })
-    expect(await getPayment(response)?.done).toEqual({ spent: 0n, complete: true })
+    expect(await getPayment(response)?.done).toEqual({ spent: 0n, complete: true, refunded: 0n })
     expect(net.payer.spent - spentBefore).toBe(0n)
     // The caller's own headers went out alongside the payment headers.
     expect(seen[0]?.get('x-client')).toBe('unit')

@@ -3,8 +3,10 @@ export interface BudgetView {
   readonly origin: string
   /** All this host may be paid, in the payer's units (raised by `topUp`). */
   readonly total: bigint
-  /** Paid to this host so far. */
+  /** Paid to this host so far, less what it paid back (refunds). */
   readonly spent: bigint
+  /** Paid back by this host so far (refunds of failed requests). */
+  readonly refunded: bigint
   /** Held for requests under way (their caps, up to what is left). */
   readonly reserved: bigint
   /** Left for new requests now: `total - spent - reserved`, within the rate cap if any; 0 once revoked. */
@@ -38,6 +40,7 @@ export interface Reservation {
  */
 export class Budget {
   spent = 0n
+  refunded = 0n
   reserved = 0n
   revoked = false
   #rate: RateCap | undefined
@@ -120,6 +123,12 @@ export class Budget {
     }
   }
 
+  /** Money the host paid back: it no longer counts as spent (the rate cap's tokens stay used). */
+  refund(amount: bigint): void {
+    this.refunded += amount
+    this.spent -= amount < this.spent ? amount : this.spent
+  }
+
   /** Records money paid outside any reservation (in flight when its reservation was let go). */
   record(amount: bigint): void {
     this.spent += amount
@@ -135,6 +144,7 @@ export class Budget {
       origin: this.origin,
       total: this.total,
       spent: this.spent,
+      refunded: this.refunded,
       reserved: this.reserved,
       available: this.available,
       revoked: this.revoked,

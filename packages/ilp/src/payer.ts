@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { createRequire } from 'node:module'
+import { LRUCache } from 'lru-cache'
 import type { Connection, DataAndMoneyStream, Server } from 'ilp-protocol-stream'
 import {
   CloseReasons,
@@ -20,7 +21,7 @@ import { DEFAULT_UPLINK, createPlugin, parseUplinkUri, redactedMessage } from '.
 import { withTimeout } from './timeout.js'
 import { silentLogger, type Logger } from './logger.js'
 import { Budget, type BudgetView, type RateCap, type Reservation } from './budget.js'
-import { readLines, refuseStream, settled, stopPaying } from './payer-streams.js'
+import { closeAfterGrace, readLines, refuseStream, settled, stopPaying } from './payer-streams.js'
 import { PayerLease, type LeaseView } from './payer-lease.js'
 
 const require = createRequire(import.meta.url)
@@ -60,6 +61,8 @@ export interface PendingPayment {
   readonly maxSpend: bigint
   /** Paid so far for this request, in the payer's units (fulfilled packets only). */
   readonly spent: bigint
+  /** Paid back by the server so far (refunds of a failed request), in the payer's units. */
+  readonly refunded: bigint
   /** True once the payer refused or stopped because the server wanted more than `maxSpend`. */
   readonly capReached: boolean
   /** True once the host's budget was revoked while this request was under way. */
@@ -78,6 +81,12 @@ export interface PendingPayment {
    * resolves with it, or `undefined` when none arrives within `timeoutMs` or the stream closes first.
    */
   waitFinal(timeoutMs: number): Promise<StreamFinal | undefined>
+  /**
+   * Waits for a refund the server announced (`Cogpay-Refund`, or `refund` in a final message):
+   * resolves with `refunded` once a refund stream for this request has closed, or after
+   * `timeoutMs`, whichever is first.
+   */
+  waitRefund(timeoutMs: number): Promise<bigint>
 }
 
 /** Options of {@link Payer.expect}. */
@@ -108,6 +117,8 @@ export interface PayerEvents {
   cap: [{ requestId: string; origin: string; spent: bigint; maxSpend: bigint; asked?: bigint }]
   /** A stream was closed without payment because it named no request in flight. */
   refused: [{ origin: string; reason: string }]
+  /** Money came back for a request (a refund; one event per packet). */
+  refund: [{ requestId: string; origin: string; amount: bigint; refunded: bigint }]
   /** Money left on a lease (one event per fulfilled packet). */
   leaseSpend: [{ lease: string; origin: string; amount: bigint; spent: bigint }]
 }
@@ -120,6 +131,11 @@ interface Origin {
 
 class Pending implements PendingPayment {
   spent = 0n
+  refunded = 0n
+  /** The refund stream under way, if any: one at a time, so refunds never exceed what was paid. */
+  refundStream: DataAndMoneyStream | undefined
+  /** Refund streams that have closed. */
+  refundsClosed = 0
   capReached = false
   revoked = false
   /** Its share of the host's budget, when the host has one (set when its stream is matched). */
@@ -167,6 +183,42 @@ class Pending implements PendingPayment {
     })
   }
 
+  waitRefund(timeoutMs: number): Promise<bigint> {
+    const done = () => this.refundsClosed > 0 && !this.refundStream
+    if (done()) return Promise.resolve(this.refunded)
+    return new Promise((resolve) => {
+      const finish = () => {
+        if (!done() && Date.now() < deadline) return
+        clearTimeout(timer)
+        this.#finalArrived.removeListener('refund', finish)
+        resolve(this.refunded)
+      }
+      const deadline = Date.now() + timeoutMs
+      const timer = setTimeout(finish, timeoutMs)
+      this.#finalArrived.on('refund', finish)
+    })
+  }
+
+  /**
+   * Accepts a refund on `stream`: at most what this request paid and has not had back, in our own
+   * units (STREAM's receive max). Nothing is ever sent on it.
+   */
+  acceptRefund(stream: DataAndMoneyStream, onRefund: (amount: bigint) => void): void {
+    this.refundStream = stream
+    stream.setReceiveMax((this.spent - this.refunded).toString())
+    stream.on('money', (amount: string) => {
+      const value = BigInt(amount)
+      this.refunded += value
+      onRefund(value)
+    })
+    stream.once('close', () => {
+      this.refundStream = undefined
+      this.refundsClosed++
+      this.#finalArrived.emit('refund')
+    })
+    closeAfterGrace(stream)
+  }
+
   abort(): bigint {
     if (!this.finished) {
       this.finished = true
@@ -200,6 +252,8 @@ export class Payer extends EventEmitter<PayerEvents> {
   readonly plugin: IlpPlugin
   /** Total paid by this payer, in its own units. */
   spent = 0n
+  /** Total paid back to this payer (refunds), in its own units. */
+  refunded = 0n
   readonly #helloTimeoutMs: number
   readonly #connectTimeoutMs: number
   readonly #maxOrigins: number
@@ -209,6 +263,11 @@ export class Payer extends EventEmitter<PayerEvents> {
   #origins = new Map<string, Origin>()
   #originsByName = new Map<string, string>()
   #pending = new Map<string, Pending>()
+  /**
+   * Requests that paid and have finished, kept a while so that a server can still refund them
+   * (its refund stream may arrive after the response). Bounded in number and age.
+   */
+  #recent = new LRUCache<string, Pending>({ max: 10_000, ttl: 10 * 60_000 })
   #capChecks = new Map<Connection, Set<() => void>>()
   #budgets = new Map<string, Budget>()
   #leases = new Map<string, PayerLease>()
@@ -310,7 +369,10 @@ export class Payer extends EventEmitter<PayerEvents> {
       origin,
       maxSpend,
       headers,
-      (p) => this.#pending.delete(p.requestId),
+      (p) => {
+        this.#pending.delete(p.requestId)
+        if (p.spent > p.refunded) this.#recent.set(p.requestId, p)
+      },
       options.onSpend,
       options.leaseMax,
     )
@@ -393,8 +455,19 @@ export class Payer extends EventEmitter<PayerEvents> {
         if (reason) refuse(reason)
         return
       }
+      if (hello.refund !== undefined) {
+        const paid = this.#pending.get(hello.requestId) ?? this.#recent.get(hello.requestId)
+        // Only a request of this origin that paid, one refund stream at a time, at most what it paid.
+        if (!paid || paid.origin !== origin || paid.refundStream || paid.spent <= paid.refunded) {
+          return refuse(CloseReasons.unknownRequest)
+        }
+        return paid.acceptRefund(stream, (amount) => this.#refunded(paid, amount))
+      }
       const pending = this.#pending.get(hello.requestId)
-      if (!pending || pending.origin !== origin || pending.stream || pending.finished) {
+      // A request pays on one stream at a time: a second one (a retry of the same request, say)
+      // only once the first is over, and together they pay at most its cap, net of refunds.
+      const busy = pending?.stream && !pending.stream.destroyed && !pending.stream._remoteSentEnd
+      if (!pending || pending.origin !== origin || busy || pending.finished) {
         return refuse(CloseReasons.unknownRequest)
       }
       readLines(stream, buffered.subarray(newline + 1), (line) => pending.onLine(line))
@@ -417,9 +490,13 @@ export class Payer extends EventEmitter<PayerEvents> {
       return refuseStream(stream, CloseReasons.revoked)
     }
     // The host's rate cap, if any, bounds a request too: its share is fixed when it starts.
-    const rateBound = budget?.rate !== undefined && budget.available < pending.maxSpend && budget.available < budget.left
-    pending.reservation = budget?.reserve(pending.maxSpend)
-    const limit = pending.reservation?.limit ?? pending.maxSpend
+    // What this request may still pay: its cap, less what it paid on earlier streams and did not get back.
+    const net = pending.spent - pending.refunded
+    const left = pending.maxSpend > net ? pending.maxSpend - net : 0n
+    const rateBound = budget?.rate !== undefined && budget.available < left && budget.available < budget.left
+    pending.reservation?.release()
+    pending.reservation = budget?.reserve(left)
+    const limit = pending.reservation?.limit ?? left
     const sameAsset =
       connection.destinationAssetCode === this.#asset?.code && connection.destinationAssetScale === this.#asset?.scale
     const stopAtCap = (spent: bigint) => {
@@ -444,7 +521,7 @@ export class Payer extends EventEmitter<PayerEvents> {
     // meter) at once instead of waiting for its payment timeout.
     const checkCap = () => {
       if (pending.capReached || pending.revoked || stream.destroyed) return
-      if (pending.spent >= limit && stream._remoteReceiveMax.greaterThan(stream._remoteReceived)) {
+      if (BigInt(stream.totalSent) >= limit && stream._remoteReceiveMax.greaterThan(stream._remoteReceived)) {
         stopAtCap(pending.spent)
       }
     }
@@ -530,6 +607,13 @@ export class Payer extends EventEmitter<PayerEvents> {
       },
     })
     return undefined
+  }
+
+  /** Money came back on a refund stream: it is no longer spent, for the payer and the host's budget. */
+  #refunded(pending: Pending, amount: bigint): void {
+    this.refunded += amount
+    this.#budgets.get(pending.origin)?.refund(amount)
+    this.emit('refund', { requestId: pending.requestId, origin: pending.origin, amount, refunded: pending.refunded })
   }
 
   #remember(lease: PayerLease): void {

@@ -14,6 +14,7 @@ import {
   type PaymentHeaders,
   type PaymentReceiver,
   type PaymentStream,
+  type RefundRequest,
 } from '@cogpay/core'
 import { ClientLimits, payerAccount } from './client-limits.js'
 import { PaymentSocket, SocketFullError, waitForTotal, type SocketStream } from './payment-socket.js'
@@ -73,6 +74,8 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   received = 0n
   /** Payments collected in full since start. */
   paymentsCollected = 0
+  /** Total paid back since start (refunds of failed requests), in the server's units. */
+  refunded = 0n
   readonly #options: Required<Omit<PaymentServerOptions, 'uplink' | 'logger'>>
   readonly #sockets: LRUCache<string, Promise<PaymentSocket>>
   #opening = 0
@@ -208,6 +211,34 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       this.paymentsCollected++
     })
     return paying
+  }
+
+  /**
+   * Pays back up to `request.amount` of what a request paid, on a refund stream to its payer (on
+   * its socket, reused or new). Resolves with what was sent; never rejects: a payer that is gone,
+   * or refuses, gets nothing (logged).
+   */
+  async refund(request: RefundRequest): Promise<bigint> {
+    const { address, secret, requestId } = request.payment
+    if (request.amount <= 0n || this.#closing) return 0n
+    try {
+      await this.#checkPayer(address)
+      let sent: bigint
+      try {
+        sent = await (await this.#socketFor(address, secret)).refund(requestId, request.amount, this.#options.paymentTimeoutMs)
+      } catch (err) {
+        if (!(err instanceof SocketFullError)) throw err
+        sent = await (await this.#socketFor(address, secret)).refund(requestId, request.amount, this.#options.paymentTimeoutMs)
+      }
+      this.refunded += sent
+      const fields = { requestId, payer: address, amount: request.amount.toString(), refunded: sent.toString() }
+      if (sent < request.amount) this.#log.warn(fields, 'refund incomplete')
+      else this.#log.info(fields, 'refunded')
+      return sent
+    } catch (err) {
+      this.#log.warn({ requestId, payer: address, amount: request.amount.toString(), message: redactedMessage(err) }, 'refund failed')
+      return 0n
+    }
   }
 
   /**

@@ -143,6 +143,53 @@ export class PaymentSocket {
     return new SocketStream(stream, this.asset, this)
   }
 
+  /**
+   * Opens a refund stream for a request and pays back up to `amount` on it (money the other way:
+   * the payer's receive max, in its own units, bounds what it accepts). Resolves with what was
+   * sent once `amount` is sent, the payer refuses or stops accepting, the stream closes, or after
+   * `timeoutMs`; the stream is then closed. Throws like `openStream`.
+   */
+  async refund(requestId: string, amount: bigint, timeoutMs: number): Promise<bigint> {
+    const stream = this.#createStream()
+    stream.write(encodeHello({ v: 1, requestId, refund: amount }))
+    stream.on('error', () => {})
+    stream.setSendMax(amount.toString())
+    const sent = () => BigInt(stream.totalSent)
+    const internals = stream as unknown as { _outgoingHeldAmount: { isZero(): boolean } }
+    // Done: all of it sent, or the payer has all it accepts (its receive max: what the request
+    // paid and has not had back) and nothing is in flight. Until the payer has read the hello its
+    // receive max is 0 (a first packet can be turned away for it): that is not "all it accepts";
+    // a payer that refuses says so in a line.
+    const complete = () =>
+      sent() >= amount ||
+      (internals._outgoingHeldAmount.isZero() &&
+        !stream._remoteReceiveMax.isZero() &&
+        !stream._remoteReceived.lessThan(stream._remoteReceiveMax))
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        clearInterval(poll)
+        stream.removeListener('outgoing_money', check)
+        stream.removeListener('data', done)
+        stream.removeListener('close', done)
+        resolve()
+      }
+      const check = () => {
+        if (complete()) done()
+      }
+      // The payer says why it refuses in a line of data; any line ends the refund.
+      const timer = setTimeout(done, timeoutMs)
+      // The receive max arrives in answers to packets, with no event of its own: poll for it too.
+      const poll = setInterval(check, 5)
+      stream.on('outgoing_money', check)
+      stream.on('data', done)
+      stream.once('close', done)
+    })
+    const total = sent()
+    if (!stream.destroyed) stream.end()
+    return total
+  }
+
   /** Opens a lease's stream: its hello states the lease's terms. Throws like `openStream`. */
   openLeaseStream(requestId: string, lease: LeaseTerms): LeaseSocketStream {
     const stream = this.#createStream()

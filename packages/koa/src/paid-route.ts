@@ -1,6 +1,7 @@
+import { Buffer } from 'node:buffer'
 import type { Context, Middleware, Next } from 'koa'
-import { createPaywall, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
-import { clientGone } from '@cogpay/core/node'
+import { createPaywall, requestFingerprint, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
+import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
 import { respond } from './respond.js'
 
@@ -9,27 +10,46 @@ export type { PaidRouteOptions }
 /**
  * Koa middleware that charges `price` for every request it sees, in the server's asset. The
  * downstream middleware runs only once the price has been paid; it finds the receipt in
- * `ctx.state.payment`. Protocol answers (400, 402) are set as JSON bodies; ILP failures (502, 503)
- * are thrown as a `CogpayError` carrying `status`, `expose` and a `Cogpay-Error` header, which
- * Koa's error handling renders.
+ * `ctx.state.payment`. Protocol answers (400, 402, 409, 422) are set as JSON bodies; ILP failures
+ * (502, 503) are thrown as a `CogpayError` carrying `status`, `expose` and a `Cogpay-Error`
+ * header, which Koa's error handling renders. A handler that fails (throws, answers 5xx, or is
+ * cut off) is refunded (`refund`), and a retry with the same `Idempotency-Key` is never charged
+ * twice (`idempotency`).
  *
  * @param price a bigint or decimal string, or a (sync or async) function of the context.
  */
 export function paidRoute(price: PriceSpec<Context>, options: PaidRouteOptions = {}): Middleware {
-  const paywall = createPaywall<Context>(price, { receiver: options.receiver ?? defaultPaymentServer() })
+  const paywall = createPaywall<Context>(price, {
+    receiver: options.receiver ?? defaultPaymentServer(),
+    ...(options.refund ? { refund: options.refund } : {}),
+    ...(options.idempotency !== undefined ? { idempotency: options.idempotency } : {}),
+  })
 
   return async function paidRoute(ctx: Context, next: Next): Promise<void> {
     const outcome = await paywall.handle({
       headers: (name) => ctx.req.headersDistinct[name],
       request: ctx,
       signal: clientGone(ctx.res),
+      fingerprint: requestFingerprint(ctx.method, ctx.originalUrl, ctx.get('content-length') || undefined),
       ...(ctx.req.socket.remoteAddress ? { client: ctx.req.socket.remoteAddress } : {}),
     })
     if (outcome.type === 'fail') throw outcome.error
     if (outcome.type === 'respond') return respond(ctx, outcome)
+    if (outcome.type === 'replay') {
+      ctx.status = outcome.status
+      for (const [name, value] of outcome.headers) ctx.append(name, value)
+      ctx.body = Buffer.from(outcome.body)
+      return
+    }
     ctx.set(outcome.headers)
     ctx.state.payment = outcome.receipt
-    ctx.res.once('close', outcome.finish)
+    // A failure (5xx) says Cogpay-Refund as its headers go out; a response not served in full is refunded.
+    beforeHeaders(ctx.res, () => outcome.beforeHeaders(ctx.res.statusCode))
+    const sent = outcome.replayBytes === undefined ? undefined : captureResponse(ctx.res, outcome.replayBytes)
+    ctx.res.once('close', () => {
+      const served = ctx.res.writableFinished && ctx.res.statusCode < 500
+      outcome.finish(served, served ? sent?.() : undefined)
+    })
     await next()
   }
 }

@@ -67,6 +67,14 @@ export const ErrorCodes = {
   SERVER_BUSY: 'COGPAY_SERVER_BUSY',
   /** Client: no response arrived within `timeoutMs` (the request was aborted; the error carries `spent`). */
   RESPONSE_TIMEOUT: 'COGPAY_RESPONSE_TIMEOUT',
+  /** 400: `Idempotency-Key` is not 1 to 255 visible ASCII characters (a quoted string is accepted), or was sent twice. */
+  INVALID_IDEMPOTENCY_KEY: 'COGPAY_INVALID_IDEMPOTENCY_KEY',
+  /** 409: a request with this `Idempotency-Key` is still under way; retry after `Retry-After`. */
+  IDEMPOTENCY_IN_PROGRESS: 'COGPAY_IDEMPOTENCY_IN_PROGRESS',
+  /** 422: this `Idempotency-Key` was used by the same payer for a different request (method, path or body length). */
+  IDEMPOTENCY_KEY_REUSED: 'COGPAY_IDEMPOTENCY_KEY_REUSED',
+  /** 503: the server's idempotency store failed (nothing was charged); retry shortly. */
+  STORE_UNAVAILABLE: 'COGPAY_STORE_UNAVAILABLE',
   /** Client: the server's answer breaks the protocol (bad payment response headers). */
   PROTOCOL_ERROR: 'COGPAY_PROTOCOL_ERROR',
 } as const

@@ -1,0 +1,181 @@
+import { LRUCache } from 'lru-cache'
+import { toBase64, utf8 } from './bytes.js'
+import { CogpayError } from './errors/cogpay-error.js'
+import { ErrorCodes } from './errors/codes.js'
+import type { PaymentHeaders } from './wire.js'
+import { Headers } from './wire.js'
+import type { HeaderSource } from './wire.js'
+
+/**
+ * Idempotent retries (draft-ietf-httpapi-idempotency-key-header): one logical request, one
+ * payment. A paid route keeps a record per `Idempotency-Key`, scoped to the payer that sent it
+ * (its address and secret), so a retry is never charged twice:
+ *
+ * - first attempt still under way: the retry gets 409 `COGPAY_IDEMPOTENCY_IN_PROGRESS`;
+ * - first attempt paid and served, response small enough to keep: the retry gets that response
+ *   again (`Cogpay-Replayed: response`), with no payment and without running the handler;
+ * - first attempt paid, and its response not kept (too large, or it failed and the money was kept
+ *   under `refund: 'never'`): the retry is served as already paid (`Cogpay-Replayed: payment`):
+ *   the handler runs again, with no payment;
+ * - first attempt not paid, or paid and refunded: no record is kept, and the retry pays as new;
+ * - same key, same payer, another request (method, path and query, or body length): 422
+ *   `COGPAY_IDEMPOTENCY_KEY_REUSED`.
+ */
+export interface IdempotencyStore {
+  /**
+   * Atomically: when `key` has no record, stores `{ state: 'running', fingerprint }` for `ttlMs`
+   * and resolves `undefined`; otherwise resolves the record it has.
+   */
+  begin(key: string, fingerprint: string, ttlMs: number): Promise<IdempotencyRecord | undefined>
+  /** Replaces the record of `key` with a finished one, kept for `ttlMs`. */
+  complete(key: string, record: IdempotencyRecord, ttlMs: number): Promise<void>
+  /** Forgets `key`: the attempt paid nothing (or was refunded), so a retry pays as new. */
+  forget(key: string): Promise<void>
+}
+
+/** What a store keeps for one key. Plain data (strings, numbers, bytes), so any store can serialise it. */
+export interface IdempotencyRecord {
+  readonly state: 'running' | 'done'
+  /** The request it was for: method, path and query, body length. */
+  readonly fingerprint: string
+  /** Once done: what the first attempt paid, in the server's units, as a decimal string. */
+  readonly paid?: string
+  readonly price?: string
+  /** Once done, when it was small enough to keep: the response, to send again. */
+  readonly response?: StoredResponse
+}
+
+/** A response kept for replay. */
+export interface StoredResponse {
+  readonly status: number
+  readonly headers: readonly (readonly [string, string])[]
+  readonly body: Uint8Array
+}
+
+/** Options of {@link MemoryIdempotencyStore}. */
+export interface MemoryIdempotencyStoreOptions {
+  /** Most records kept; past this the least recently used goes. Default `10000`. */
+  readonly maxRecords?: number
+  /** Most bytes of stored responses kept in all. Default 32 MiB. */
+  readonly maxBytes?: number
+}
+
+/**
+ * The default store: in this process's memory, bounded in records and bytes, each record kept for
+ * its TTL. Records are per process: behind a load balancer, give every instance one shared store
+ * (a Redis store implements the same three methods with `SET NX PX`).
+ */
+export class MemoryIdempotencyStore implements IdempotencyStore {
+  readonly #records: LRUCache<string, IdempotencyRecord>
+
+  constructor(options: MemoryIdempotencyStoreOptions = {}) {
+    this.#records = new LRUCache({
+      max: options.maxRecords ?? 10_000,
+      maxSize: options.maxBytes ?? 32 * 1024 * 1024,
+      sizeCalculation: (record, key) => 256 + key.length + record.fingerprint.length + (record.response?.body.byteLength ?? 0),
+    })
+  }
+
+  /** Records kept now. */
+  get size(): number {
+    return this.#records.size
+  }
+
+  async begin(key: string, fingerprint: string, ttlMs: number): Promise<IdempotencyRecord | undefined> {
+    const existing = this.#records.get(key)
+    if (existing) return existing
+    this.#records.set(key, { state: 'running', fingerprint }, { ttl: ttlMs })
+    return undefined
+  }
+
+  async complete(key: string, record: IdempotencyRecord, ttlMs: number): Promise<void> {
+    this.#records.set(key, record, { ttl: ttlMs })
+  }
+
+  async forget(key: string): Promise<void> {
+    this.#records.delete(key)
+  }
+}
+
+let shared: MemoryIdempotencyStore | undefined
+
+/**
+ * The store paid routes use when given none: one per process, shared by all routes, so that one
+ * key sent to two routes is recognised as reused (422).
+ */
+export function defaultStore(): MemoryIdempotencyStore {
+  shared ??= new MemoryIdempotencyStore()
+  return shared
+}
+
+/** Options of a paid route's idempotency (`paidRoute(price, { idempotency })`). */
+export interface IdempotencyOptions {
+  /** Where records are kept. Default: one {@link MemoryIdempotencyStore} per process, shared by every route. */
+  readonly store?: IdempotencyStore
+  /** How long a finished record is kept (and a running one at most). Default 24 h. */
+  readonly ttlMs?: number
+  /** Largest response body kept for replay, in bytes; a larger one is served as paid on a retry. Default 64 KiB. */
+  readonly maxReplayBytes?: number
+}
+
+/** The longest `Idempotency-Key` accepted, in characters (its quotes excluded). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+/**
+ * Reads `Idempotency-Key`: `undefined` when absent; the key (an sf-string's content, or a bare
+ * token) when valid; a 400 `COGPAY_INVALID_IDEMPOTENCY_KEY` when sent twice, empty, too long, or
+ * not visible ASCII.
+ */
+export function readIdempotencyKey(get: HeaderSource): string | CogpayError | undefined {
+  const raw = get(Headers.idempotencyKey.toLowerCase())
+  if (raw === undefined) return undefined
+  const list = typeof raw === 'string' ? [raw] : raw
+  if (list.length === 0) return undefined
+  const bad = (why: string) =>
+    new CogpayError(ErrorCodes.INVALID_IDEMPOTENCY_KEY, `${Headers.idempotencyKey} ${why}`, {
+      status: 400,
+    })
+  if (list.length > 1) return bad(`was sent ${list.length} times; send it once`)
+  let value = (list[0] ?? '').replace(/^[ \t]+/, '')
+  while (value.endsWith(' ') || value.endsWith('\t')) value = value.slice(0, -1)
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
+  if (value.length === 0) return bad('is empty')
+  if (value.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    return bad(`is ${value.length} characters long; the limit is ${MAX_IDEMPOTENCY_KEY_LENGTH}`)
+  }
+  if (!/^[\x21-\x7e]+$/.test(value) || value.includes('"') || value.includes('\\')) {
+    return bad('must be visible ASCII characters, without quotes or backslashes inside')
+  }
+  return value
+}
+
+/**
+ * The store key of a request: its `Idempotency-Key` scoped to the payer's credentials, hashed
+ * (SHA-256), so a store never holds a payer's secret and one payer's key never names another's
+ * record.
+ */
+export async function idempotencyScope(key: string, payment: PaymentHeaders): Promise<string> {
+  const material = utf8(`cogpay-idempotency\n${payment.address}\n${toBase64(payment.secret)}\n${key}`)
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', new Uint8Array(material))
+  return toBase64(new Uint8Array(digest))
+}
+
+/** @internal Checks idempotency options; `false` turns it off. */
+export function idempotencyOptions(value: IdempotencyOptions | false | undefined): Required<IdempotencyOptions> | undefined {
+  if (value === false) return undefined
+  const ttlMs = value?.ttlMs ?? 24 * 60 * 60 * 1000
+  const maxReplayBytes = value?.maxReplayBytes ?? 64 * 1024
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.ttlMs must be a positive integer, got ${ttlMs}`)
+  }
+  if (!Number.isSafeInteger(maxReplayBytes) || maxReplayBytes < 0) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.maxReplayBytes must be an integer >= 0, got ${maxReplayBytes}`)
+  }
+  const store = value?.store ?? defaultStore()
+  for (const method of ['begin', 'complete', 'forget'] as const) {
+    if (typeof store[method] !== 'function') {
+      throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.store must implement begin(), complete() and forget()`)
+    }
+  }
+  return { store, ttlMs, maxReplayBytes }
+}

@@ -1,0 +1,255 @@
+import { request as httpRequest } from 'node:http'
+import express from 'express'
+import Koa from 'koa'
+import { Agent, RetryAgent, fetch as undiciFetch } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { paidRoute as expressPaid } from '@cogpay/express'
+import { paidRoute as koaPaid } from '@cogpay/koa'
+import { ErrorCodes, Headers, paymentRequestHeaders } from '@cogpay/core'
+import { createPayFetch, getPayment, type FetchFunction } from '@cogpay/fetch'
+import { listen, startNetwork, type Network } from './support/network.ts'
+import { until } from './support/wait.ts'
+
+// Issue 9, idempotent retries: one logical request, one payment. payFetch sends an
+// Idempotency-Key; a paid route keeps a record per key and payer, so a retry is never charged twice.
+describe('idempotent retries: one logical request, one payment', () => {
+  let net: Network
+  const servers: Awaited<ReturnType<typeof listen>>[] = []
+  const runs = new Map<string, number>()
+  const count = (name: string) => runs.set(name, (runs.get(name) ?? 0) + 1)
+  let release: () => void = () => {}
+  const url = (path: string, index = 0) => `${servers[index]!.url}${path}`
+
+  beforeAll(async () => {
+    net = await startNetwork()
+    const app = express()
+    const paid = expressPaid(100n, { receiver: net.receiver })
+    app.post('/order', paid, (req, res) => {
+      count('order')
+      res.json({ order: runs.get('order'), paid: res.locals.payment.paid.toString() })
+    })
+    app.get('/big', expressPaid(100n, { receiver: net.receiver, idempotency: { maxReplayBytes: 16 } }), (_req, res) => {
+      count('big')
+      res.send('x'.repeat(1000))
+    })
+    app.post('/slow', paid, async (_req, res) => {
+      count('slow')
+      await new Promise<void>((resolve) => (release = resolve))
+      res.send('slow done')
+    })
+    // The first attempt is paid, then its connection dies before any response: the money is kept.
+    const cutOnce = (name: string) => (req: express.Request, res: express.Response) => {
+      count(name)
+      if (runs.get(name) === 1) return void req.socket.destroy()
+      res.send(`served on attempt ${runs.get(name)}`)
+    }
+    app.get('/cut-keep', expressPaid(100n, { receiver: net.receiver, refund: 'never' }), cutOnce('cut-keep'))
+    app.get('/cut-refund', paid, cutOnce('cut-refund'))
+    // The first attempt fails with a 500 (refunded by default), the retry succeeds.
+    app.get('/flaky', paid, (_req, res) => {
+      count('flaky')
+      if (runs.get('flaky') === 1) return void res.status(500).send('try again')
+      res.send('worked')
+    })
+    app.get('/flaky-keep', expressPaid(100n, { receiver: net.receiver, refund: 'never' }), (_req, res) => {
+      count('flaky-keep')
+      if (runs.get('flaky-keep') === 1) return void res.status(500).send('try again')
+      res.send('worked')
+    })
+    app.get('/off', expressPaid(100n, { receiver: net.receiver, idempotency: false }), (_req, res) => void res.send('ok'))
+
+    const koa = new Koa()
+    const koaRoute = koaPaid(100n, { receiver: net.receiver })
+    koa.use((ctx) =>
+      koaRoute(ctx, async () => {
+        count('koa')
+        ctx.body = { run: runs.get('koa') }
+      }),
+    )
+    servers.push(await listen(app), await listen(koa.callback()))
+  })
+  afterAll(async () => {
+    release()
+    for (const server of servers) await server.close()
+    await net.close()
+  })
+
+  it('payFetch sends an Idempotency-Key of its own on every call, a new one each time', async () => {
+    const seen: string[] = []
+    const payFetch = createPayFetch({
+      payer: net.payer,
+      maxSpend: 1000n,
+      fetch: (input, init) => {
+        seen.push(new globalThis.Headers(init?.headers).get('Idempotency-Key') ?? '')
+        return undiciFetch(input, init as never) as unknown as Promise<Response>
+      },
+    })
+    await (await payFetch(url('/order'), { method: 'POST' })).text()
+    await (await payFetch(url('/order'), { method: 'POST' })).text()
+    expect(seen[0]).toMatch(/^[0-9a-f-]{36}$/)
+    expect(seen[1]).toMatch(/^[0-9a-f-]{36}$/)
+    expect(seen[0]).not.toBe(seen[1])
+  })
+
+  it('a manual retry with the same key after success gets the stored response, and is not charged', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    const before = { spent: net.payer.spent, collected: net.receiver.paymentsCollected, runs: runs.get('order') ?? 0 }
+    const first = await payFetch(url('/order'), { method: 'POST', idempotencyKey: 'order-7f3a-0001' })
+    const firstBody = await first.json()
+    const retry = await payFetch(url('/order'), { method: 'POST', idempotencyKey: 'order-7f3a-0001' })
+    expect(retry.status).toBe(200)
+    expect(await retry.json()).toEqual(firstBody)
+    expect(retry.headers.get(Headers.replayed)).toBe('response')
+    expect(getPayment(first)).toMatchObject({ spent: 100n })
+    expect(getPayment(retry)).toMatchObject({ spent: 0n, replayed: 'response' })
+    // The retry's own request id is echoed, not the first attempt's.
+    expect(retry.headers.get(Headers.requestId)).toBe(getPayment(retry)!.requestId)
+    expect(net.payer.spent - before.spent).toBe(100n)
+    expect(net.receiver.paymentsCollected - before.collected).toBe(1)
+    expect((runs.get('order') ?? 0) - before.runs).toBe(1)
+  })
+
+  it('Koa: the same', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    const before = net.payer.spent
+    const first = await (await payFetch(url('/', 1), { idempotencyKey: 'koa-key-0001' })).json()
+    const retry = await payFetch(url('/', 1), { idempotencyKey: 'koa-key-0001' })
+    expect(await retry.json()).toEqual(first)
+    expect(getPayment(retry)).toMatchObject({ spent: 0n, replayed: 'response' })
+    expect(net.payer.spent - before).toBe(100n)
+  })
+
+  it('a response too large to keep: the retry is served again as already paid', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    const before = { spent: net.payer.spent, runs: runs.get('big') ?? 0 }
+    expect((await (await payFetch(url('/big'), { idempotencyKey: 'big-key-0001' })).text()).length).toBe(1000)
+    const retry = await payFetch(url('/big'), { idempotencyKey: 'big-key-0001' })
+    expect((await retry.text()).length).toBe(1000)
+    expect(getPayment(retry)).toMatchObject({ spent: 0n, replayed: 'payment', paid: 100n })
+    expect(net.payer.spent - before.spent).toBe(100n)
+    expect((runs.get('big') ?? 0) - before.runs).toBe(2)
+  })
+
+  it('a retry while the first attempt is still running gets 409 COGPAY_IDEMPOTENCY_IN_PROGRESS, and pays nothing', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    const first = payFetch(url('/slow'), { method: 'POST', idempotencyKey: 'slow-key-0001' })
+    // The first attempt has paid and its handler is running.
+    await until(() => runs.get('slow') === 1, 2000)
+    const collected = net.receiver.paymentsCollected
+    const retry = await payFetch(url('/slow'), { method: 'POST', idempotencyKey: 'slow-key-0001' })
+    expect(retry.status).toBe(409)
+    expect(retry.headers.get(Headers.error)).toBe(ErrorCodes.IDEMPOTENCY_IN_PROGRESS)
+    expect(retry.headers.get('Retry-After')).toBe('1')
+    expect(((await retry.json()) as { error: { code: string } }).error.code).toBe(ErrorCodes.IDEMPOTENCY_IN_PROGRESS)
+    release()
+    const done = await first
+    expect(await done.text()).toBe('slow done')
+    expect(getPayment(done)!.spent).toBe(100n)
+    expect(net.receiver.paymentsCollected).toBe(collected)
+  })
+
+  it('the same key for a different request gets 422 COGPAY_IDEMPOTENCY_KEY_REUSED, and pays nothing', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    await (await payFetch(url('/order'), { method: 'POST', idempotencyKey: 'reused-key-0001' })).text()
+    const before = net.payer.spent
+    for (const [path, method] of [['/order?x=1', 'POST'], ['/big', 'GET']] as const) {
+      const other = await payFetch(url(path), { method, idempotencyKey: 'reused-key-0001' })
+      expect([path, other.status, await other.text()]).toEqual([path, 422, expect.stringContaining(ErrorCodes.IDEMPOTENCY_KEY_REUSED)])
+      expect(other.headers.get(Headers.error)).toBe(ErrorCodes.IDEMPOTENCY_KEY_REUSED)
+    }
+    expect(net.payer.spent).toBe(before)
+  })
+
+  it('keys are per payer: another payer with the same key is charged for its own request', async () => {
+    const other = createPayFetch({ payer: net.newPayer(), maxSpend: 1000n })
+    const mine = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    await (await mine(url('/order'), { method: 'POST', idempotencyKey: 'shared-key-0001' })).text()
+    const theirs = await other(url('/order'), { method: 'POST', idempotencyKey: 'shared-key-0001' })
+    expect(theirs.status).toBe(200)
+    await theirs.text()
+    expect(getPayment(theirs)).toMatchObject({ spent: 100n })
+    expect(getPayment(theirs)!.replayed).toBeUndefined()
+  })
+
+  it.each([
+    ['empty', ''],
+    ['too long', 'k'.repeat(256)],
+    ['not visible ASCII', 'key with spaces'],
+  ])('an invalid Idempotency-Key (%s) gets 400 COGPAY_INVALID_IDEMPOTENCY_KEY before any socket', async (_name, key) => {
+    // A payer of its own, so that any socket opened to it would be a new one.
+    const payer = net.newPayer()
+    const pending = await payer.expect(new URL(servers[0]!.url).origin, 1000n)
+    const opened = net.receiver.socketsOpened
+    const status = await new Promise<[number, unknown]>((resolve, reject) => {
+      const req = httpRequest(
+        url('/order'),
+        { method: 'POST', headers: { ...paymentRequestHeaders(pending.headers), 'Idempotency-Key': key } },
+        (res) => {
+          res.resume()
+          resolve([res.statusCode ?? 0, res.headers['cogpay-error']])
+        },
+      )
+      req.on('error', reject)
+      req.end()
+    })
+    pending.abort()
+    expect(status).toEqual([400, ErrorCodes.INVALID_IDEMPOTENCY_KEY])
+    expect(net.receiver.socketsOpened).toBe(opened)
+    expect(payer.spent).toBe(0n)
+  })
+
+  it("idempotency: false ignores the key: each request pays", async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    const before = net.payer.spent
+    await (await payFetch(url('/off'), { idempotencyKey: 'off-key-0001' })).text()
+    await (await payFetch(url('/off'), { idempotencyKey: 'off-key-0001' })).text()
+    expect(net.payer.spent - before).toBe(200n)
+  })
+
+  describe("undici's RetryAgent under payFetch (it resends the same headers, request id included)", () => {
+    const retrying: FetchFunction = (input, init) =>
+      undiciFetch(input, {
+        ...(init as object),
+        dispatcher: new RetryAgent(new Agent(), { maxRetries: 2, minTimeout: 100, maxTimeout: 200, timeoutFactor: 1 }),
+      } as never) as unknown as Promise<Response>
+
+    // The defect: a retry after a paid attempt whose response was lost was refused by the payer
+    // (the request id was already paid), and the caller got a 402 after paying 100.
+    it("the response of a paid attempt is lost (refund: 'never'): the retry is served as already paid, 200, charged once", async () => {
+      const payFetch = createPayFetch({ payer: net.payer, maxSpend: 100n, fetch: retrying })
+      const before = net.payer.spent
+      const response = await payFetch(url('/cut-keep'))
+      expect(response.status).toBe(200)
+      expect(await response.text()).toBe('served on attempt 2')
+      expect(getPayment(response)).toMatchObject({ spent: 100n, refunded: 0n, replayed: 'payment' })
+      expect(net.payer.spent - before).toBe(100n)
+    })
+
+    it('the response of a paid attempt is lost (refunded): the retry pays again, net 100', async () => {
+      const payFetch = createPayFetch({ payer: net.payer, maxSpend: 100n, fetch: retrying })
+      const response = await payFetch(url('/cut-refund'))
+      expect(response.status).toBe(200)
+      expect(await response.text()).toBe('served on attempt 2')
+      const payment = getPayment(response)!
+      expect(payment.spent - payment.refunded).toBe(100n)
+      expect(payment.refunded).toBe(100n)
+    })
+
+    it('a 500 that is refunded, then a retry that works: 200, net 100', async () => {
+      const payFetch = createPayFetch({ payer: net.payer, maxSpend: 100n, fetch: retrying })
+      const response = await payFetch(url('/flaky'))
+      expect(response.status).toBe(200)
+      expect(await response.text()).toBe('worked')
+      const payment = getPayment(response)!
+      expect(payment.spent - payment.refunded).toBe(100n)
+    })
+
+    it("a 500 under refund: 'never', then a retry: served as already paid, charged once", async () => {
+      const payFetch = createPayFetch({ payer: net.payer, maxSpend: 100n, fetch: retrying })
+      const response = await payFetch(url('/flaky-keep'))
+      expect(response.status).toBe(200)
+      expect(await response.text()).toBe('worked')
+      expect(getPayment(response)).toMatchObject({ spent: 100n, refunded: 0n, replayed: 'payment' })
+    })
+  })
+})
