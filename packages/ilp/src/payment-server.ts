@@ -185,6 +185,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     paying.ask(request.amount)
     const paid = await waitForTotal(paying, options).catch((err: unknown) => {
       paying.close()
+      this.#dropIfNeverPaid(request.payment, paying)
       throw err
     })
     // A fixed price is complete: end the stream now, so the payer settles before the response.
@@ -192,6 +193,22 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     this.received += paid
     this.paymentsCollected++
     return { paid, asset: paying.asset, close: () => paying.close() }
+  }
+
+  /**
+   * A socket on which nothing was ever paid, after a payment on it failed: closed now rather than
+   * kept for its idle timeout. Payers that never pay (a flood of them) then hold no memory once
+   * their requests are answered; an honest payer whose request failed opens a new one next time.
+   */
+  #dropIfNeverPaid(payment: PaymentHeaders, paying: SocketStream): void {
+    const socket = paying.socket
+    if (!socket || socket.paidOnce || socket.leases > 0) return
+    const key = socketKey(payment.address, payment.secret)
+    const kept = this.#sockets.peek(key, { allowStale: true })
+    if (!kept) return
+    void kept.then((s) => {
+      if (s === socket && !socket.paidOnce && this.#sockets.peek(key, { allowStale: true }) === kept) this.#sockets.delete(key)
+    }, () => {})
   }
 
   async open(request: OpenRequest): Promise<PaymentStream> {
@@ -209,6 +226,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     void paying.closed.then((received) => {
       this.received += received
       this.paymentsCollected++
+      if (received === 0n) this.#dropIfNeverPaid(request.payment, paying)
     })
     return paying
   }

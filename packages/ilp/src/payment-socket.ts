@@ -17,6 +17,7 @@ import {
   type StreamFinal,
 } from '@cogpay/core'
 import type { Channel } from './uplink.js'
+import { retryTemporaryRejects } from './stream-retries.js'
 
 const require = createRequire(import.meta.url)
 const { createConnection } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -50,6 +51,8 @@ export class PaymentSocket {
   active = 0
   /** Lease streams under way: a socket with one is kept open however long it is idle. */
   leases = 0
+  /** True once money has arrived on any stream of this socket: a socket that never paid is not worth keeping. */
+  paidOnce = false
   #closed = false
   #retiring = false
   readonly #whenClosed: Promise<void>
@@ -105,6 +108,7 @@ export class PaymentSocket {
       })
       const connection = await Promise.race([connecting, timeout])
       channel.peer = destinationAccount
+      retryTemporaryRejects(connection)
       return new PaymentSocket(connection, channel, asset)
     } catch (cause) {
       // A connection that arrives after the timeout is closed at once.
@@ -262,6 +266,7 @@ export class SocketStream implements PaymentStream {
     readonly socket?: PaymentSocket,
   ) {
     this.closed = new Promise((resolve) => stream.once('close', () => resolve(this.received)))
+    if (socket) stream.once('money', () => (socket.paidOnce = true))
     this.stopped = new Promise<CogpayError>((resolve) => {
       let said = ''
       // The owner (collect, or a Meter with its final message) closes the stream on this.
