@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '@cogpay/example-express-basic'
-import { decodeHello, ErrorCodes, Headers, SCHEME } from '@cogpay/core'
+import { decodeAsk, decodeFinal, decodeHello, encodeAsk, ErrorCodes, Headers, SCHEME } from '@cogpay/core'
 import { listen, startNetwork, type Network } from './support/network.ts'
 
 /** A GET with raw header lines (repeats and empty values as sent), answered with status and code. */
@@ -78,5 +78,25 @@ describe('PROTOCOL.md value rules hold in the code', () => {
     expect(decodeHello(line({ v: 1, requestId: 'r', amount: '-1' }))).toBeUndefined()
     expect(decodeHello(line({ v: 1, requestId: 'r'.repeat(65) }))).toBeUndefined()
     expect(decodeHello(line({ v: 1, requestId: 'r', extra: true }))).toEqual({ v: 1, requestId: 'r' })
+  })
+})
+
+describe('PROTOCOL.md stream lines: ask lines and refund hellos', () => {
+  it('an ask line round-trips, and is never read as a final message or a hello', () => {
+    const line = encodeAsk({ v: 1, ask: 21n, received: 14n })
+    expect(new TextDecoder().decode(line)).toBe('{"v":1,"ask":"21","received":"14"}\n')
+    expect(decodeAsk(line.subarray(0, line.length - 1))).toEqual({ v: 1, ask: 21n, received: 14n })
+    expect(decodeFinal('{"v":1,"ask":"21","received":"14"}')).toBeUndefined()
+    expect(decodeAsk('{"v":1,"final":"complete","ask":"1","received":"1","charged":"1","paid":"1"}')).toBeUndefined()
+    expect(decodeAsk('{"v":1,"ask":21,"received":"14"}')).toBeUndefined()
+    expect(decodeAsk('{"v":1,"ask":"021","received":"14"}')).toBeUndefined()
+  })
+
+  it('a refund hello carries a positive amount and nothing else', () => {
+    expect(decodeHello('{"v":1,"requestId":"abcdefghijklmnop","refund":"100"}')).toEqual({ v: 1, requestId: 'abcdefghijklmnop', refund: 100n })
+    expect(decodeHello('{"v":1,"requestId":"abcdefghijklmnop","refund":"0"}')).toBeUndefined()
+    expect(decodeHello('{"v":1,"requestId":"abcdefghijklmnop","refund":"100","amount":"100"}')).toBeUndefined()
+    expect(decodeHello('{"v":1,"requestId":"abcdefghijklmnop","refund":100}')).toBeUndefined()
+    expect(decodeFinal('{"v":1,"final":"stopped","code":"COGPAY_HANDLER_FAILED","charged":"14","paid":"14","refund":"14"}')?.refund).toBe(14n)
   })
 })

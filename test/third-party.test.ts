@@ -193,6 +193,60 @@ describe('third parties speak the wire contract with ilp-protocol-stream alone',
     inFlight.delete(requestId)
   })
 
+  // Issue 9, PROTOCOL gap: the refusal at the cap needs the server's receive max, which
+  // ilp-protocol-stream does not show. A metered server states each raise in an ask line.
+  it('a payer built on ilp-protocol-stream refuses a metered route at its cap from the ask lines, and the server stops at once', async () => {
+    const server = await within(IlpStream.createServer({ plugin: createPlugin(net.testnet.uri('asker')) }), 10_000, 'createServer')
+    streamServers.push(server)
+    const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
+    const cap = 20n // /compute charges 7 per step: the third step asks 21
+    const asks: string[] = []
+    let sent = ''
+    server.on('connection', (connection: Connection) => {
+      connection.on('error', () => {})
+      connection.on('stream', (stream: DataAndMoneyStream) => {
+        stream.on('error', () => {})
+        let buffered = ''
+        let helloRead = false
+        stream.on('data', (chunk: Buffer) => {
+          buffered += chunk.toString('utf8')
+          for (let newline = buffered.indexOf('\n'); newline !== -1; newline = buffered.indexOf('\n')) {
+            const line = buffered.slice(0, newline)
+            buffered = buffered.slice(newline + 1)
+            if (!helloRead) {
+              helloRead = true
+              stream.setSendMax(cap.toString())
+              continue
+            }
+            const value = JSON.parse(line) as { ask?: string; final?: string }
+            if (value.ask === undefined) continue
+            asks.push(value.ask)
+            // Same asset (the testnet has one): the ask is comparable with the cap. Above it: refuse.
+            if (BigInt(value.ask) > cap) stream.write('COGPAY_CAP_TOO_LOW\n')
+          }
+        })
+        stream.on('close', () => (sent = stream.totalSent))
+      })
+    })
+    const started = Date.now()
+    const response = await fetch(`${app.url}/compute/10`, {
+      headers: {
+        'Cogpay-Scheme': 'ilp-stream/1',
+        'Cogpay-Address': destinationAccount,
+        'Cogpay-Secret': sharedSecret.toString('base64url'),
+        'Cogpay-Request-Id': randomBytes(16).toString('base64url'),
+      },
+      signal: AbortSignal.timeout(15_000),
+    })
+    await response.text().catch(() => '')
+    const elapsed = Date.now() - started
+    expect(asks.slice(0, 3)).toEqual(['7', '14', '21'])
+    // Stopped by the refusal, not by the 10 s stall timeout.
+    expect(elapsed).toBeLessThan(3000)
+    await until(() => sent !== '', 3000, 'stream closed')
+    expect(BigInt(sent)).toBeLessThanOrEqual(cap)
+  })
+
   describe('a malicious server against createPayFetch', () => {
     type Mode = 'honest' | 'overclaim' | 'stale' | 'above-cap'
     interface Attempt {

@@ -78,6 +78,34 @@ export function decodeLeaseReport(line: Uint8Array | string): LeaseReport | unde
   }
 }
 
+/**
+ * The server's line on a metered or lease stream each time it raises what it asks for: the new
+ * total asked and what it had received when it asked, both in its own units. STREAM's public API
+ * shows a payer no receive max; this does, so any payer can tell "the server wants more than my
+ * cap" and refuse at once (`COGPAY_CAP_TOO_LOW`). A payer may ignore it.
+ */
+export interface AskLine {
+  readonly v: 1
+  readonly ask: bigint
+  readonly received: bigint
+}
+
+/** Serialises an ask line. */
+export function encodeAsk(line: AskLine): Uint8Array {
+  return utf8(`${JSON.stringify({ v: 1, ask: line.ask.toString(), received: line.received.toString() })}\n`)
+}
+
+/** Parses an ask line. Returns `undefined` for anything else. */
+export function decodeAsk(line: Uint8Array | string): AskLine | undefined {
+  const value = parseLine(line)
+  if (!value || value.v !== 1 || value.ask === undefined || value.final !== undefined) return undefined
+  try {
+    return { v: 1, ask: parseAmount(value.ask), received: parseAmount(value.received) }
+  } catch {
+    return undefined
+  }
+}
+
 /** A host's keep-alive line on a lease's stream while it has nothing to ask: the payer ignores it. */
 export const PING_LINE: Uint8Array = utf8('{"v":1,"ping":1}\n')
 

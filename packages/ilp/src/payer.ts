@@ -470,7 +470,9 @@ export class Payer extends EventEmitter<PayerEvents> {
       if (!pending || pending.origin !== origin || busy || pending.finished) {
         return refuse(CloseReasons.unknownRequest)
       }
-      readLines(stream, buffered.subarray(newline + 1), (line) => pending.onLine(line))
+      // Unbounded in number (each line is bounded in size): a metered stream's ask lines come
+      // before its final message, however many steps it took.
+      readLines(stream, buffered.subarray(newline + 1), (line) => pending.onLine(line), Number.POSITIVE_INFINITY)
       this.#pay(pending, connection, stream, hello.amount)
     }
     const cleanup = () => {

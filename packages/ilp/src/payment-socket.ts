@@ -6,6 +6,7 @@ import {
   CogpayError,
   ErrorCodes,
   decodeLeaseReport,
+  encodeAsk,
   encodeFinal,
   encodeHello,
   PING_LINE,
@@ -21,6 +22,9 @@ import { retryTemporaryRejects } from './stream-retries.js'
 
 const require = createRequire(import.meta.url)
 const { createConnection } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
+
+/** Bytes of stream data a server leaves unsent before it stops adding ask lines. */
+const MAX_UNSENT_ASKS = 4096
 
 /** Options for {@link PaymentSocket.open}. */
 export interface PaymentSocketOptions {
@@ -144,7 +148,8 @@ export class PaymentSocket {
   openStream(requestId: string, amount?: bigint): SocketStream {
     const stream = this.#createStream()
     stream.write(encodeHello({ v: 1, requestId, ...(amount === undefined ? {} : { amount }) }))
-    return new SocketStream(stream, this.asset, this)
+    // A metered stream states each raise of its ask in a line; a fixed price said it in the hello.
+    return new SocketStream(stream, this.asset, this, amount === undefined)
   }
 
   /**
@@ -264,6 +269,8 @@ export class SocketStream implements PaymentStream {
     readonly stream: DataAndMoneyStream,
     readonly asset: Asset,
     readonly socket?: PaymentSocket,
+    /** Write an ask line on each raise (metered and lease streams). */
+    readonly announceAsks = false,
   ) {
     this.closed = new Promise((resolve) => stream.once('close', () => resolve(this.received)))
     if (socket) stream.once('money', () => (socket.paidOnce = true))
@@ -302,6 +309,10 @@ export class SocketStream implements PaymentStream {
     if (total <= this.#asked || this.#closedByUs) return
     this.#asked = total
     this.stream.setReceiveMax(total.toString())
+    // Skipped while earlier lines wait to be sent (a payer that reads no data): bounded memory.
+    if (this.announceAsks && !this.stream.destroyed && this.stream.writableLength < MAX_UNSENT_ASKS) {
+      this.stream.write(encodeAsk({ v: 1, ask: total, received: this.received }))
+    }
   }
 
   onMoney(listener: (received: bigint) => void): () => void {
@@ -353,7 +364,7 @@ export class LeaseSocketStream extends SocketStream implements LeaseStream {
     readonly leaseId: string,
     override readonly socket: PaymentSocket,
   ) {
-    super(stream, asset, socket)
+    super(stream, asset, socket, true)
     this.report = new Promise((resolve) => (this.#reported = resolve))
     void this.stopped.then(() => this.#reported?.(undefined))
   }
