@@ -30,12 +30,12 @@ for (const uri of config.silent) {
   plugin.registerDataHandler(() => new Promise<Buffer>(() => {}))
   silent.push(`${config.childPrefix}.${new URL(uri).username}`)
 }
-const stingy = []
+const stingy: Awaited<ReturnType<typeof createServer>>[] = []
 for (const uri of config.stingy) {
   const server = await createServer({ plugin: createPlugin(uri), maxRemoteStreams: 100 })
   server.on('connection', (connection) => {
     connection.on('error', () => {})
-    connection.on('stream', (stream) => stream.on('error', () => {}))
+    connection.on('stream', (stream: import('ilp-protocol-stream').DataAndMoneyStream) => stream.on('error', () => {}))
   })
   stingy.push(server)
 }

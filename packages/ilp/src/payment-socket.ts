@@ -18,7 +18,6 @@ import {
   type StreamFinal,
 } from '@cogpay/core'
 import type { Channel } from './uplink.js'
-import { retryTemporaryRejects } from './stream-retries.js'
 
 const require = createRequire(import.meta.url)
 const { createConnection } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -112,7 +111,6 @@ export class PaymentSocket {
       })
       const connection = await Promise.race([connecting, timeout])
       channel.peer = destinationAccount
-      retryTemporaryRejects(connection)
       return new PaymentSocket(connection, channel, asset)
     } catch (cause) {
       // A connection that arrives after the timeout is closed at once.
