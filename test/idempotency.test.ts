@@ -130,6 +130,40 @@ describe('idempotent retries: one logical request, one payment', () => {
     expect((runs.get('big') ?? 0) - before.runs).toBe(2)
   })
 
+  it('served again as paid at most maxReplays (3) times: then 422 COGPAY_IDEMPOTENCY_REPLAYS_EXHAUSTED, so one payment cannot buy the work over and over', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    const before = { spent: net.payer.spent, runs: runs.get('big') ?? 0 }
+    await (await payFetch(url('/big'), { idempotencyKey: 'big-key-0002' })).text()
+    const answers: string[] = []
+    for (let i = 0; i < 5; i++) {
+      const retry = await payFetch(url('/big'), { idempotencyKey: 'big-key-0002' })
+      await retry.text()
+      answers.push(`${retry.status} ${retry.headers.get(Headers.replayed) ?? retry.headers.get(Headers.error)}`)
+    }
+    expect(answers).toEqual([
+      '200 payment',
+      '200 payment',
+      '200 payment',
+      `422 ${ErrorCodes.IDEMPOTENCY_REPLAYS_EXHAUSTED}`,
+      `422 ${ErrorCodes.IDEMPOTENCY_REPLAYS_EXHAUSTED}`,
+    ])
+    expect(net.payer.spent - before.spent).toBe(100n)
+    expect((runs.get('big') ?? 0) - before.runs).toBe(4)
+  })
+
+  it('retries served as paid, all at once: never more than maxReplays run, the others get 409 (or 422 once used up)', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    await (await payFetch(url('/big'), { idempotencyKey: 'big-key-0003' })).text()
+    const before = runs.get('big') ?? 0
+    const retries = await Promise.all(Array.from({ length: 8 }, () => payFetch(url('/big'), { idempotencyKey: 'big-key-0003' })))
+    const statuses = await Promise.all(retries.map(async (r) => (await r.text(), r.status)))
+    const served = statuses.filter((s) => s === 200).length
+    expect(served).toBeGreaterThanOrEqual(1)
+    expect(served).toBeLessThanOrEqual(3)
+    expect(statuses.filter((s) => s !== 200).every((s) => s === 409 || s === 422)).toBe(true)
+    expect((runs.get('big') ?? 0) - before).toBe(statuses.filter((s) => s === 200).length)
+  })
+
   it('a retry while the first attempt is still running gets 409 COGPAY_IDEMPOTENCY_IN_PROGRESS, and pays nothing', async () => {
     const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
     const first = payFetch(url('/slow'), { method: 'POST', idempotencyKey: 'slow-key-0001' })
@@ -210,7 +244,9 @@ describe('idempotent retries: one logical request, one payment', () => {
     const retrying: FetchFunction = (input, init) =>
       undiciFetch(input, {
         ...(init as object),
-        dispatcher: new RetryAgent(new Agent(), { maxRetries: 2, minTimeout: 100, maxTimeout: 200, timeoutFactor: 1 }),
+        // undici's default first backoff (500 ms): a refunded attempt's record is kept (409) until
+        // its refund has been sent, a few ms normally, longer on a loaded machine.
+        dispatcher: new RetryAgent(new Agent(), { maxRetries: 2, minTimeout: 500, maxTimeout: 1000, timeoutFactor: 2 }),
       } as never) as unknown as Promise<Response>
 
     // The defect: a retry after a paid attempt whose response was lost was refused by the payer

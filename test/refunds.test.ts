@@ -27,10 +27,17 @@ describe('refunds when the paid work fails', () => {
     })
     app.get('/unavailable', paid, (_req, res) => void res.status(503).send('overloaded'))
     app.get('/ok', paid, (_req, res) => void res.send('fine'))
-    app.get('/cut', paid, (_req, res) => {
-      res.writeHead(200, { 'Content-Length': '1000' })
-      res.write('part of it')
-      setTimeout(() => res.destroy(), 20)
+    // The connection dies before the response has started: the client got nothing.
+    app.get('/cut', paid, (req) => void setTimeout(() => req.socket.destroy(), 20))
+    // A long body the client hangs up on midway (on purpose, say).
+    app.get('/long', paid, (_req, res) => {
+      res.writeHead(200, { 'Content-Length': String(64 * 1024 * 1024) })
+      const chunk = Buffer.alloc(64 * 1024, 0x61)
+      const write = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', write)
+      }
+      write()
     })
     app.get('/keep', expressPaid(100n, { receiver: net.receiver, refund: 'never' }), () => {
       throw new Error('the work failed')
@@ -68,6 +75,16 @@ describe('refunds when the paid work fails', () => {
       if (ctx.path === '/throws') {
         return koaPaidRoute(ctx, async () => {
           throw new Error('the work failed')
+        })
+      }
+      if (ctx.path === '/throws-midway') {
+        // The body has started (headers sent) when the handler fails: Koa can tell, and refunds.
+        return koaPaidRoute(ctx, async () => {
+          ctx.respond = false
+          ctx.res.writeHead(200, { 'Content-Length': '100' })
+          ctx.res.write('part of it')
+          ctx.res.destroy()
+          throw new Error('the work failed midway')
         })
       }
       return koaMeteredRoute(ctx, async () => {
@@ -109,14 +126,46 @@ describe('refunds when the paid work fails', () => {
     expect(getPayment(response)).toMatchObject({ spent: 100n, refunded: 0n })
   })
 
-  it('a response cut off before its end is refunded after the fact', async () => {
+  it('a response cut off before it started is refunded after the fact', async () => {
+    const pending = await net.payer.expect(new URL(servers[0]!.url).origin, 1000n)
+    const outcome = await new Promise<string>((resolve) => {
+      const req = httpRequest(url(0, '/cut'), { headers: paymentRequestHeaders(pending.headers) }, () => resolve('response'))
+      req.on('error', (err) => resolve(err.message))
+      req.end()
+    })
+    await pending.finish()
+    expect(outcome).not.toBe('response')
+    expect(pending.spent).toBe(100n)
+    await waitFor(() => pending.refunded === 100n, 5000)
+  })
+
+  it('a client that hangs up midway through the body gets no refund (it cannot take the work for free)', async () => {
     const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
-    const response = await payFetch(url(0, '/cut'))
-    expect(response.status).toBe(200)
-    await expect(response.text()).rejects.toThrow()
-    const payment = getPayment(response)!
-    expect(payment.spent).toBe(100n)
-    await waitFor(() => payment.refunded === 100n, 5000)
+    const controller = new AbortController()
+    const response = await payFetch(url(0, '/long'), { signal: controller.signal })
+    const reader = response.body!.getReader()
+    let read = 0
+    while (read < 256 * 1024) read += (await reader.read()).value?.length ?? 0
+    controller.abort()
+    await reader.cancel().catch(() => {})
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(getPayment(response)).toMatchObject({ spent: 100n, refunded: 0n })
+  })
+
+  it('Koa, a handler that fails after its body started: refunded (Koa sees the error)', async () => {
+    const pending = await net.payer.expect(new URL(servers[1]!.url).origin, 1000n)
+    await new Promise<void>((resolve) => {
+      const req = httpRequest(url(1, '/throws-midway'), { headers: paymentRequestHeaders(pending.headers) }, (res) => {
+        res.on('data', () => {})
+        res.on('error', () => resolve())
+        res.on('end', () => resolve())
+      })
+      req.on('error', () => resolve())
+      req.end()
+    })
+    await pending.finish()
+    expect(pending.spent).toBe(100n)
+    await waitFor(() => pending.refunded === 100n, 5000)
   })
 
   it("refund: 'never' keeps the money and announces nothing", async () => {

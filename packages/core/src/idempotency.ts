@@ -16,7 +16,7 @@ import type { HeaderSource } from './wire.js'
  *   again (`Cogpay-Replayed: response`), with no payment and without running the handler;
  * - first attempt paid, and its response not kept (too large, or it failed and the money was kept
  *   under `refund: 'never'`): the retry is served as already paid (`Cogpay-Replayed: payment`):
- *   the handler runs again, with no payment;
+ *   the handler runs again, with no payment, at most `maxReplays` times;
  * - first attempt not paid, or paid and refunded: no record is kept, and the retry pays as new;
  * - same key, same payer, another request (method, path and query, or body length): 422
  *   `COGPAY_IDEMPOTENCY_KEY_REUSED`.
@@ -27,6 +27,12 @@ export interface IdempotencyStore {
    * and resolves `undefined`; otherwise resolves the record it has.
    */
   begin(key: string, fingerprint: string, ttlMs: number): Promise<IdempotencyRecord | undefined>
+  /**
+   * Atomically: when `key`'s record is done, marks it `running` (keeping all else it holds) for
+   * `ttlMs` and resolves the done record; otherwise changes nothing and resolves `undefined`. A
+   * retry served again as already paid claims the record first, so two at once never both run.
+   */
+  claim(key: string, ttlMs: number): Promise<IdempotencyRecord | undefined>
   /** Replaces the record of `key` with a finished one, kept for `ttlMs`. */
   complete(key: string, record: IdempotencyRecord, ttlMs: number): Promise<void>
   /** Forgets `key`: the attempt paid nothing (or was refunded), so a retry pays as new. */
@@ -43,6 +49,8 @@ export interface IdempotencyRecord {
   readonly price?: string
   /** Once done, when it was small enough to keep: the response, to send again. */
   readonly response?: StoredResponse
+  /** Times a retry was served again as already paid (its response was not kept). */
+  readonly replays?: number
 }
 
 /** A response kept for replay. */
@@ -88,6 +96,13 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     return undefined
   }
 
+  async claim(key: string, ttlMs: number): Promise<IdempotencyRecord | undefined> {
+    const existing = this.#records.get(key)
+    if (existing?.state !== 'done') return undefined
+    this.#records.set(key, { ...existing, state: 'running' }, { ttl: ttlMs })
+    return existing
+  }
+
   async complete(key: string, record: IdempotencyRecord, ttlMs: number): Promise<void> {
     this.#records.set(key, record, { ttl: ttlMs })
   }
@@ -116,6 +131,12 @@ export interface IdempotencyOptions {
   readonly ttlMs?: number
   /** Largest response body kept for replay, in bytes; a larger one is served as paid on a retry. Default 64 KiB. */
   readonly maxReplayBytes?: number
+  /**
+   * How many times a retry may be served again as already paid (its response was not kept): past
+   * this, 422 `COGPAY_IDEMPOTENCY_REPLAYS_EXHAUSTED`, so one payment cannot buy the work over and
+   * over. Default `3`.
+   */
+  readonly maxReplays?: number
 }
 
 /** The longest `Idempotency-Key` accepted, in characters (its quotes excluded). */
@@ -171,11 +192,15 @@ export function idempotencyOptions(value: IdempotencyOptions | false | undefined
   if (!Number.isSafeInteger(maxReplayBytes) || maxReplayBytes < 0) {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.maxReplayBytes must be an integer >= 0, got ${maxReplayBytes}`)
   }
+  const maxReplays = value?.maxReplays ?? 3
+  if (!Number.isSafeInteger(maxReplays) || maxReplays < 0) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.maxReplays must be an integer >= 0, got ${maxReplays}`)
+  }
   const store = value?.store ?? defaultStore()
-  for (const method of ['begin', 'complete', 'forget'] as const) {
+  for (const method of ['begin', 'claim', 'complete', 'forget'] as const) {
     if (typeof store[method] !== 'function') {
-      throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.store must implement begin(), complete() and forget()`)
+      throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.store must implement begin(), claim(), complete() and forget()`)
     }
   }
-  return { store, ttlMs, maxReplayBytes }
+  return { store, ttlMs, maxReplayBytes, maxReplays }
 }

@@ -10,6 +10,7 @@ import {
   idempotencyScope,
   readIdempotencyKey,
   type IdempotencyOptions,
+  type IdempotencyRecord,
   type IdempotencyStore,
   type StoredResponse,
 } from './idempotency.js'
@@ -81,11 +82,13 @@ export type PaywallOutcome =
       beforeHeaders(status: number): Record<string, string>
       /**
        * Call when the response is done, with whether it was served in full (sent to its end with a
-       * status below 500), and the response as sent when `replayBytes` asked for it (`undefined`
-       * when its body was larger). A paid response that was not served is refunded under
-       * `refund: 'on-error'`; one that was is kept for an `Idempotency-Key` retry.
+       * status below 500), the response as sent when `replayBytes` asked for it (`undefined` when
+       * its body was larger), and whether its headers had gone out. Under `refund: 'on-error'` a
+       * failure (5xx) is refunded, and so is a response cut off before its headers went out; one cut
+       * after is not, since a client that hangs up mid-body on purpose must not get the work free.
+       * A served response is kept for an `Idempotency-Key` retry.
        */
-      finish(served?: boolean, response?: StoredResponse): void
+      finish(served?: boolean, response?: StoredResponse, headersSent?: boolean): void
       /** Keep the response (status, headers, body up to this many bytes) and pass it to `finish`. */
       readonly replayBytes?: number
       /** Resolves with what was refunded once the response is done (`0n` when nothing was). */
@@ -177,9 +180,23 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
                 body: earlier.response.body,
               }
             }
-            // Paid before, its response not kept: serve it again as paid, without a payment.
-            const receipt = { requestId, price: BigInt(earlier.price ?? amount), paid: BigInt(earlier.paid ?? 0), asset }
-            return proceed(receipt, { replayed: true, keeper: record, replayBytes: idempotency.maxReplayBytes })
+            // Paid before, its response not kept: serve it again as paid, without a payment, after
+            // claiming the record (so two such retries at once never both run), a few times at most.
+            let claimed
+            try {
+              claimed = await idempotency.store.claim(record!.scope, idempotency.ttlMs)
+            } catch (err) {
+              return { type: 'fail', error: storeFailed(err) }
+            }
+            if (!claimed) return respondWithError(inProgress())
+            const replays = claimed.replays ?? 0
+            if (replays >= idempotency.maxReplays) {
+              void record!.restore(claimed)
+              return respondWithError(replaysExhausted(idempotency.maxReplays))
+            }
+            const receipt = { requestId, price: BigInt(claimed.price ?? amount), paid: BigInt(claimed.paid ?? 0), asset }
+            record!.replays = replays + 1
+            return proceed(receipt, { replayed: true, keeper: record!, replayBytes: idempotency.maxReplayBytes })
           }
         }
       }
@@ -281,14 +298,15 @@ function proceed(
     refunded,
     ...(keeper && how.replayBytes !== undefined ? { replayBytes: how.replayBytes } : {}),
     beforeHeaders(status) {
-      if (status < 500 || !startRefund()) return {}
-      return { [Headers.refund]: receipt.paid.toString() }
+      if (status < 500) return {}
+      startRefund()
+      return refunding ? { [Headers.refund]: receipt.paid.toString() } : {}
     },
-    finish(served = true, response) {
+    finish(served = true, response, headersSent = false) {
       if (finished) return
       finished = true
       close()
-      if (!served) startRefund()
+      if (!served && !headersSent) startRefund()
       if (!refunding) settle(0n)
       if (!keeper) return
       if (served) return void keeper.done(receipt, response)
@@ -301,6 +319,9 @@ function proceed(
 
 /** Writes one request's idempotency record; store failures are swallowed (the record then expires). */
 class RecordKeeper {
+  /** Times this record's request has been served again as paid, this time included. */
+  replays = 0
+
   constructor(
     readonly store: IdempotencyStore,
     readonly scope: string,
@@ -315,7 +336,13 @@ class RecordKeeper {
       paid: receipt.paid.toString(),
       price: receipt.price.toString(),
       ...(response ? { response } : {}),
+      ...(this.replays > 0 ? { replays: this.replays } : {}),
     }
+    return this.store.complete(this.scope, record, this.ttlMs).catch(() => {})
+  }
+
+  /** Puts back a record claimed and not used. */
+  restore(record: IdempotencyRecord): Promise<void> {
     return this.store.complete(this.scope, record, this.ttlMs).catch(() => {})
   }
 
@@ -328,6 +355,14 @@ function keyReused(): CogpayError {
   return new CogpayError(
     ErrorCodes.IDEMPOTENCY_KEY_REUSED,
     `this ${Headers.idempotencyKey} was already used by this payer for a different request (method, path or body length); use a new key`,
+    { status: 422 },
+  )
+}
+
+function replaysExhausted(max: number): CogpayError {
+  return new CogpayError(
+    ErrorCodes.IDEMPOTENCY_REPLAYS_EXHAUSTED,
+    `this ${Headers.idempotencyKey}'s request was already served again as paid ${max} times; send a new request (a new key) to pay for it again`,
     { status: 422 },
   )
 }

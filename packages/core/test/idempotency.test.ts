@@ -34,6 +34,10 @@ describe('MemoryIdempotencyStore', () => {
     expect(await store.begin('k', 'GET /a -', 1000)).toEqual({ state: 'running', fingerprint: 'GET /a -' })
     await store.complete('k', { state: 'done', fingerprint: 'GET /a -', paid: '100', price: '100' }, 1000)
     expect((await store.begin('k', 'GET /a -', 1000))?.state).toBe('done')
+    // claim: done -> running, once.
+    expect((await store.claim('k', 1000))?.state).toBe('done')
+    expect(await store.claim('k', 1000)).toBeUndefined()
+    expect((await store.begin('k', 'GET /a -', 1000))?.state).toBe('running')
     await store.forget('k')
     expect(await store.begin('k', 'GET /a -', 1000)).toBeUndefined()
   })

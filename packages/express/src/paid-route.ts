@@ -47,12 +47,13 @@ export function paidRoute(price: PriceSpec<Request>, options: PaidRouteOptions =
     }
     res.set(outcome.headers)
     res.locals.payment = outcome.receipt
-    // A failure (5xx) says Cogpay-Refund as its headers go out; a response not served in full is refunded.
+    // A failure (5xx) says Cogpay-Refund as its headers go out, and is refunded; so is a response cut
+    // off before its headers went out (not one cut mid-body: a client may hang up on purpose).
     beforeHeaders(res, () => outcome.beforeHeaders(res.statusCode))
     const sent = outcome.replayBytes === undefined ? undefined : captureResponse(res, outcome.replayBytes)
     res.once('close', () => {
       const served = res.writableFinished && res.statusCode < 500
-      outcome.finish(served, served ? sent?.() : undefined)
+      outcome.finish(served, served ? sent?.() : undefined, res.headersSent)
     })
     next()
   }

@@ -43,13 +43,23 @@ export function paidRoute(price: PriceSpec<Context>, options: PaidRouteOptions =
     }
     ctx.set(outcome.headers)
     ctx.state.payment = outcome.receipt
-    // A failure (5xx) says Cogpay-Refund as its headers go out; a response not served in full is refunded.
+    // A failure (5xx) says Cogpay-Refund as its headers go out, and is refunded; so is a response cut
+    // off before its headers went out (not one cut mid-body: a client may hang up on purpose).
     beforeHeaders(ctx.res, () => outcome.beforeHeaders(ctx.res.statusCode))
     const sent = outcome.replayBytes === undefined ? undefined : captureResponse(ctx.res, outcome.replayBytes)
     ctx.res.once('close', () => {
       const served = ctx.res.writableFinished && ctx.res.statusCode < 500
-      outcome.finish(served, served ? sent?.() : undefined)
+      outcome.finish(served, served ? sent?.() : undefined, ctx.res.headersSent)
     })
-    await next()
+    try {
+      await next()
+    } catch (err) {
+      // The handler failed (Koa answers 500, or the error's own 5xx status), maybe after its body
+      // had started: it is refunded either way, and the error response, if its headers have not
+      // gone out yet, says Cogpay-Refund. A 4xx it threw is the client's error: not refunded.
+      const status = (err as { status?: unknown; statusCode?: unknown } | null)?.status ?? (err as { statusCode?: unknown } | null)?.statusCode
+      outcome.beforeHeaders(typeof status === 'number' && status >= 400 && status < 1000 ? status : 500)
+      throw err
+    }
   }
 }

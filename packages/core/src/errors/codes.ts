@@ -73,6 +73,8 @@ export const ErrorCodes = {
   IDEMPOTENCY_IN_PROGRESS: 'COGPAY_IDEMPOTENCY_IN_PROGRESS',
   /** 422: this `Idempotency-Key` was used by the same payer for a different request (method, path or body length). */
   IDEMPOTENCY_KEY_REUSED: 'COGPAY_IDEMPOTENCY_KEY_REUSED',
+  /** 422: this `Idempotency-Key` was already served again as paid `maxReplays` times; send a new request. */
+  IDEMPOTENCY_REPLAYS_EXHAUSTED: 'COGPAY_IDEMPOTENCY_REPLAYS_EXHAUSTED',
   /** 503: the server's idempotency store failed (nothing was charged); retry shortly. */
   STORE_UNAVAILABLE: 'COGPAY_STORE_UNAVAILABLE',
   /** Client: the server's answer breaks the protocol (bad payment response headers). */
