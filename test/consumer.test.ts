@@ -137,8 +137,8 @@ describe('a consumer that installed the tarballs with plain npm', () => {
         ran.push(file)
       }
     }
-    // Every library package has one (the CLI's quick start is shell, run by the bin tests).
-    expect(ran.map((file) => file.split('-')[1]).sort()).toEqual(PACKAGES.filter((name) => name !== 'cli'))
+    // Every library package has at least one (the CLI's quick start is shell, run by the bin tests).
+    expect([...new Set(ran.map((file) => file.split('-')[1]))].sort()).toEqual(PACKAGES.filter((name) => name !== 'cli'))
   })
 
   it('runs the installed cogpay bin with plain node: npx cogpay --help', async () => {

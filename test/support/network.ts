@@ -1,7 +1,14 @@
 import { createServer, type RequestListener, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { startTestnet, type Testnet } from '@cogpay/testnet'
-import { createPaymentServer, createPayer, type PaymentServer, type Payer, type PaymentServerOptions } from '@cogpay/ilp'
+import {
+  createPaymentServer,
+  createPayer,
+  type IlpPlugin,
+  type PaymentServer,
+  type Payer,
+  type PaymentServerOptions,
+} from '@cogpay/ilp'
 
 /** A real embedded ILP network with one paid server's receiver and one client's payer on it. */
 export interface Network {
@@ -13,12 +20,22 @@ export interface Network {
   close(): Promise<void>
 }
 
-export async function startNetwork(receiverOptions: PaymentServerOptions = {}): Promise<Network> {
+/** Options of {@link startNetwork} beyond the receiver's. */
+export interface NetworkOptions {
+  /** Makes each side's uplink from its BTP URI (for example, wraps it in a `faultyPlugin`). Default: the URI. */
+  uplink?: (uri: string, role: 'server' | 'payer') => string | IlpPlugin
+}
+
+export async function startNetwork(
+  receiverOptions: PaymentServerOptions = {},
+  options: NetworkOptions = {},
+): Promise<Network> {
   const testnet = await startTestnet()
-  const receiver = createPaymentServer({ uplink: testnet.uri('server'), ...receiverOptions })
+  const uplink = options.uplink ?? ((uri: string) => uri)
+  const receiver = createPaymentServer({ uplink: uplink(testnet.uri('server'), 'server'), ...receiverOptions })
   const payers: Payer[] = []
   const newPayer = () => {
-    const payer = createPayer({ uplink: testnet.uri('payer') })
+    const payer = createPayer({ uplink: uplink(testnet.uri('payer'), 'payer') })
     payers.push(payer)
     return payer
   }

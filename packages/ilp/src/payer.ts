@@ -23,6 +23,7 @@ import { silentLogger, type Logger } from './logger.js'
 import { Budget, type BudgetView, type RateCap, type Reservation } from './budget.js'
 import { closeAfterGrace, readLines, refuseStream, settled, stopPaying } from './payer-streams.js'
 import { PayerLease, type LeaseView } from './payer-lease.js'
+import { retryTemporaryRejects } from './stream-retries.js'
 
 const require = createRequire(import.meta.url)
 const { createServer } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -414,6 +415,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       return
     }
     connection.on('error', () => {})
+    retryTemporaryRejects(connection)
     connection.on('stream', (stream: DataAndMoneyStream) => this.#onStream(origin, connection, stream))
     // A server raising its receive max arrives as a frame in an incoming packet, and STREAM emits
     // no event for it. A payer already at its cap sends nothing more, so no outgoing_money event

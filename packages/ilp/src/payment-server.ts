@@ -185,7 +185,8 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     paying.ask(request.amount)
     const paid = await waitForTotal(paying, options).catch((err: unknown) => {
       paying.close()
-      this.#dropIfNeverPaid(request.payment, paying)
+      const silent = paying.received === 0n && (err as { code?: unknown })?.code === ErrorCodes.PAYMENT_TIMEOUT
+      this.#dropIfNeverPaid(request.payment, paying, silent)
       throw err
     })
     // A fixed price is complete: end the stream now, so the payer settles before the response.
@@ -199,15 +200,21 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
    * A socket on which nothing was ever paid, after a payment on it failed: closed now rather than
    * kept for its idle timeout. Payers that never pay (a flood of them) then hold no memory once
    * their requests are answered; an honest payer whose request failed opens a new one next time.
+   * With `silentPayer` (a payment timed out, or a meter stalled, with nothing paid or refused),
+   * also a socket paid on before: the payer may have lost its end, and the close that said so was
+   * lost too; its new end does not know this socket's address, so every later request on it would
+   * time out (`test/uplink-faults.test.ts`).
    */
-  #dropIfNeverPaid(payment: PaymentHeaders, paying: SocketStream): void {
+  #dropIfNeverPaid(payment: PaymentHeaders, paying: SocketStream, silentPayer = false): void {
     const socket = paying.socket
-    if (!socket || socket.paidOnce || socket.leases > 0) return
+    if (!socket || (socket.paidOnce && !silentPayer) || socket.leases > 0) return
     const key = socketKey(payment.address, payment.secret)
     const kept = this.#sockets.peek(key, { allowStale: true })
     if (!kept) return
     void kept.then((s) => {
-      if (s === socket && !socket.paidOnce && this.#sockets.peek(key, { allowStale: true }) === kept) this.#sockets.delete(key)
+      if (s === socket && (silentPayer || !socket.paidOnce) && this.#sockets.peek(key, { allowStale: true }) === kept) {
+        this.#sockets.delete(key)
+      }
     }, () => {})
   }
 
@@ -226,7 +233,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     void paying.closed.then((received) => {
       this.received += received
       this.paymentsCollected++
-      if (received === 0n) this.#dropIfNeverPaid(request.payment, paying)
+      if (received === 0n) this.#dropIfNeverPaid(request.payment, paying, paying.stopCode === ErrorCodes.PAYMENT_STALLED)
     })
     return paying
   }

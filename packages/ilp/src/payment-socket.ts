@@ -18,6 +18,7 @@ import {
   type StreamFinal,
 } from '@cogpay/core'
 import type { Channel } from './uplink.js'
+import { retryTemporaryRejects } from './stream-retries.js'
 
 const require = createRequire(import.meta.url)
 const { createConnection } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -111,6 +112,7 @@ export class PaymentSocket {
       })
       const connection = await Promise.race([connecting, timeout])
       channel.peer = destinationAccount
+      retryTemporaryRejects(connection)
       return new PaymentSocket(connection, channel, asset)
     } catch (cause) {
       // A connection that arrives after the timeout is closed at once.
@@ -260,6 +262,8 @@ export class SocketStream implements PaymentStream {
   readonly stopped: Promise<CogpayError>
   /** Resolves with the total received once the stream has closed, however it closed. */
   readonly closed: Promise<bigint>
+  /** Why its owner stopped it, when it closed it with a final message that says (a metered stream). */
+  stopCode: string | undefined
   #closedByUs = false
   #asked = 0n
 
@@ -322,6 +326,7 @@ export class SocketStream implements PaymentStream {
   close(final?: StreamFinal): void {
     if (this.#closedByUs) return
     this.#closedByUs = true
+    this.stopCode = final?.code
     if (this.stream.destroyed) return
     if (!final) return void this.stream.end()
     // The write's callback runs once the line is loaded into a packet, not once it arrived.

@@ -56,12 +56,18 @@ export function createPlugin(uri: string): IlpPlugin {
   return failInFlightOnReconnect(new BtpPlugin({ server: uri, responseTimeout: RESPONSE_TIMEOUT_MS }))
 }
 
-const RESPONSE_TIMEOUT_MS = 10_000
+/**
+ * How long a sent packet waits for its answer. A packet lost on the way then fails its STREAM
+ * connection, and its request with 502 `COGPAY_PAYMENT_FAILED`; this must be well below the
+ * payment server's default `paymentTimeoutMs` (10 s), or a 402 `COGPAY_PAYMENT_TIMEOUT` (as if the
+ * payer had not paid) wins the race, as it did at 10 s (`test/uplink-faults.test.ts`).
+ */
+const RESPONSE_TIMEOUT_MS = 5_000
 
 /**
  * When the hub restarts, ilp-plugin-btp (1.5.0, pinned) reconnects its WebSocket by itself, but
  * says nothing of it (no 'disconnect', no 'connect'), and every packet that was in flight, or sent
- * while it was down, is simply lost: each waited out the 10 s response timeout, and a STREAM
+ * while it was down, is simply lost: each waited out the response timeout, and a STREAM
  * connection, one packet in flight at a time, stalled behind it. Here, each reopening of its
  * socket answers those packets at once with a temporary reject (T00), which STREAM retries on the
  * new session. Money in flight at the crash stays in doubt either way (a Prepare the hub forwarded
