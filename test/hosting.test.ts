@@ -30,7 +30,7 @@ try { fs.readFileSync('/etc/passwd') } catch (err) { secret = err.code }
 http.createServer((req, res) => {
   res.setHeader('content-type', 'application/json')
   res.end(JSON.stringify({ path: req.url, env: Object.keys(process.env).sort(), etcPasswd: secret }))
-}).listen(Number(process.env.PORT), '127.0.0.1')
+}).listen(process.env.PORT)
 `
 
 describe('hosting example: scripts billed per interval while they run', () => {
@@ -115,7 +115,7 @@ describe('hosting example: scripts billed per interval while they run', () => {
       res.setHeader('content-type', 'application/json')
       res.setHeader('cogpay-price', '1')
       res.end(JSON.stringify(req.headers))
-    }).listen(Number(process.env.PORT), '127.0.0.1')`
+    }).listen(process.env.PORT)`
     const run = await deploy(ECHO)
     const sent = {
       'Cogpay-Scheme': 'ilp-stream/1',

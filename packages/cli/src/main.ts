@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { createLeaseHost, createPaymentServer, redactedMessage, redactUplink } from '@cogpay/ilp'
-import { createHosting } from '@cogpay/hosting'
+import { createHosting, HostingIsolationError, type Hosting, type HostingLogger } from '@cogpay/hosting'
 import { isCogpayError, parseAmount, PaymentRequiredError, SpendLimitError } from '@cogpay/core'
 import { FileLeaseStore } from '@cogpay/core/node'
 import { createPayFetch, getPayment } from '@cogpay/fetch'
@@ -20,9 +20,11 @@ const USAGE = `usage:
       bar shows spend against the cap; --progress also prints a line per payment
       uplink defaults to $COGPAY_UPLINK, then btp+ws://127.0.0.1:7768
 
-  cogpay host serve [--port 7770] [--host 127.0.0.1] [--rate 10/s] [--dir ~/.cogpay/host] [--grace-ms 5000] [--uplink …]
+  cogpay host serve [--port 7770] [--host 127.0.0.1] [--rate 10/s] [--dir ~/.cogpay/host] [--grace-ms 5000] [--isolation best-effort|strict] [--uplink …]
       run the hosting API (@cogpay/hosting): scripts billed --rate while they run; leases and runs
-      are kept in --dir and resumed on restart; Ctrl-C stops it (runs resume on the next start)
+      are kept in --dir and resumed on restart; Ctrl-C stops it (runs resume on the next start).
+      It prints how scripts are isolated here; --isolation strict refuses to start (exit 1) unless
+      every mechanism is in force (as root on Linux: own uid, cgroups, tmpfs, no network)
   cogpay host run <script.js> --max-rate <amount>/<interval> --max <amount> [--url <host>] [--uplink …] [--progress]
       deploy a Node script to a cogpay host and pay for it while it runs: the host pulls at most
       --max-rate (e.g. 10/s, 5/500ms, 60/min) and --max in all; shows live spend; Ctrl-C stops the
@@ -140,6 +142,14 @@ export function parseRate(text: string, option = '--max-rate'): { amount: bigint
   return { amount, intervalMs: count * unit }
 }
 
+/** The CLI prints the isolation report itself, line by line, once the host listens; a run killed at a bound is a line too. */
+const isolationLog: HostingLogger = {
+  info() {},
+  warn(fields, message) {
+    if (fields.run !== undefined) console.log(`  ${message}`)
+  },
+}
+
 async function hostServe(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -149,9 +159,12 @@ async function hostServe(args: string[]): Promise<number> {
       rate: { type: 'string', default: '10/s' },
       dir: { type: 'string', default: join(homedir(), '.cogpay', 'host') },
       'grace-ms': { type: 'string', default: '5000' },
+      isolation: { type: 'string', default: 'best-effort' },
       uplink: { type: 'string' },
     },
   })
+  const isolation = values.isolation
+  if (isolation !== 'strict' && isolation !== 'best-effort') return usage(`--isolation must be strict or best-effort, got ${isolation}`)
   const port = Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) return usage(`--port must be 0 to 65535, got ${values.port}`)
   const graceMs = Number(values['grace-ms'])
@@ -164,7 +177,15 @@ async function hostServe(args: string[]): Promise<number> {
   }
   const paymentServer = createPaymentServer(values.uplink ? { uplink: values.uplink } : {})
   const host = createLeaseHost({ paymentServer, store: new FileLeaseStore(join(values.dir, 'leases.json')), graceMs })
-  const hosting = createHosting({ host, amount: rate.amount, intervalMs: rate.intervalMs, runsDir: join(values.dir, 'runs') })
+  let hosting: Hosting
+  try {
+    hosting = createHosting({ host, amount: rate.amount, intervalMs: rate.intervalMs, runsDir: join(values.dir, 'runs'), isolation, logger: isolationLog })
+  } catch (err) {
+    await paymentServer.close()
+    if (!(err instanceof HostingIsolationError)) throw err
+    console.error(`cogpay host: ${err.message}`)
+    return Exit.error
+  }
   const server = createServer(hosting.app)
   const stopped = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve)
@@ -180,6 +201,8 @@ async function hostServe(args: string[]): Promise<number> {
     const hostPart = values.host.includes(':') ? `[${values.host}]` : values.host
     console.log(`cogpay host: hosting API on http://${hostPart}:${bound}; scripts billed ${rate.amount} every ${rate.intervalMs} ms while they run`)
     console.log(`  leases and runs in ${values.dir}; ${resumed.length} run(s) resumed`)
+    console.log(`  isolation (${hosting.isolation.mode}):`)
+    for (const [name, { level, how }] of Object.entries(hosting.isolation.mechanisms)) console.log(`    ${name}: ${level}, ${how}`)
     host.on('stop', (lease, reason) => console.log(`  run ${lease.id}: stopped (${reason.code}), paid ${lease.paid}`))
     console.log('  Ctrl-C to stop')
     await stopped

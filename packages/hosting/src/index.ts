@@ -1,2 +1,6 @@
-export { createHosting, type Hosting, type HostingOptions, type HostingObserver } from './hosting.js'
+export { createHosting, type Hosting, type HostingOptions, type HostingObserver, type HostingLogger } from './hosting.js'
 export type { Run, RunView } from './runs.js'
+export type { Exceeded } from './run-sandbox.js'
+export type { IsolationMode, IsolationMechanism, IsolationReport, MechanismReport } from './isolation.js'
+export { HostingIsolationError } from './isolation-error.js'
+export type { UidRange } from './uid-pool.js'
