@@ -352,6 +352,7 @@ describe('faults injected at the uplink', () => {
       try {
         const received = network.net.receiver.received
         const spent = network.net.payer.spent
+        const payerInDoubt = network.net.payer.inDoubt
         network[side].faults.set({ ...faults, dropFulfill: { every: 1, times: 1 } })
         const outcome = await request(network)
         // The server has the price and serves; the client never heard that its payment arrived.
@@ -362,6 +363,8 @@ describe('faults injected at the uplink', () => {
         expect(doubt).toBe(PRICE)
         expect(outcome.spent).toBe(0n)
         expect(network.net.receiver.received - received - (network.net.payer.spent - spent)).toBe(doubt)
+        // And the payer itself says how much is in doubt: the payment whose answer it never got.
+        expect(network.net.payer.inDoubt - payerInDoubt).toBe(PRICE)
         // payFetch waits its settle timeout for the lost answer, then returns the response.
         expect(outcome.ms).toBeLessThan(SETTLE_TIMEOUT_MS + 1000)
         // The client's connection died at its response timeout; the next request opens a new one.

@@ -19,6 +19,7 @@ import {
 import type { IlpPlugin } from './plugin.js'
 import { DEFAULT_UPLINK, createPlugin, parseUplinkUri, redactedMessage } from './uplink-uri.js'
 import { withTimeout } from './timeout.js'
+import { InDoubt } from './in-doubt.js'
 import { silentLogger, type Logger } from './logger.js'
 import { Budget, type BudgetView, type RateCap, type Reservation } from './budget.js'
 import { closeAfterGrace, readLines, refuseStream, settled, stopPaying } from './payer-streams.js'
@@ -255,6 +256,7 @@ export class Payer extends EventEmitter<PayerEvents> {
   spent = 0n
   /** Total paid back to this payer (refunds), in its own units. */
   refunded = 0n
+  readonly #inDoubt = new InDoubt()
   readonly #helloTimeoutMs: number
   readonly #connectTimeoutMs: number
   readonly #maxOrigins: number
@@ -281,6 +283,9 @@ export class Payer extends EventEmitter<PayerEvents> {
     const uplink = options.uplink ?? process.env.COGPAY_UPLINK ?? DEFAULT_UPLINK
     if (typeof uplink === 'string') parseUplinkUri(uplink)
     this.plugin = typeof uplink === 'string' ? createPlugin(uplink) : uplink
+    // Every payment Prepare goes through here: count those whose outcome is never learned.
+    const send = this.plugin.sendData.bind(this.plugin)
+    this.plugin.sendData = (data) => this.#inDoubt.send(data, send)
     this.#helloTimeoutMs = options.helloTimeoutMs ?? 5000
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000
     this.#maxOrigins = options.maxOrigins ?? 1000
@@ -295,6 +300,16 @@ export class Payer extends EventEmitter<PayerEvents> {
       log.debug({ requestId, origin, amount: amount.toString(), spent: spent.toString() }, 'payer paid'),
     )
     this.#log = log
+  }
+
+  /**
+   * Money in doubt, in the payer's own units: payment packets whose outcome it never learned (no
+   * answer within the uplink's response timeout, or lost when the connection to the hub dropped).
+   * Not counted in `spent`; a server may have received it. So what servers received is at most
+   * `spent + inDoubt`, and at least `spent`.
+   */
+  get inDoubt(): bigint {
+    return this.#inDoubt.amount
   }
 
   /** The payer's asset, once started. */

@@ -76,6 +76,15 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   paymentsCollected = 0
   /** Total paid back since start (refunds of failed requests), in the server's units. */
   refunded = 0n
+
+  /**
+   * Refund money in doubt, in the server's units: refund packets whose outcome it never learned
+   * (see `Payer.inDoubt`). Payments *to* the server are in doubt on the payer's side: the server
+   * counts only what arrived.
+   */
+  get inDoubt(): bigint {
+    return this.uplink.inDoubt.amount
+  }
   readonly #options: Required<Omit<PaymentServerOptions, 'uplink' | 'logger'>>
   readonly #sockets: LRUCache<string, Promise<PaymentSocket>>
   #opening = 0

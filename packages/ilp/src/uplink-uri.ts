@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import { CogpayError, ErrorCodes } from '@cogpay/core'
 import type { IlpPlugin } from './plugin.js'
+import { LOST_WITH_CONNECTION } from './in-doubt.js'
 
 const require = createRequire(import.meta.url)
 const IlpPacket = require('ilp-packet') as typeof import('ilp-packet')
@@ -109,7 +110,7 @@ function failInFlightOnReconnect(plugin: IlpPlugin): IlpPlugin {
 function uplinkReconnected(): Buffer {
   return IlpPacket.serializeIlpReject({
     code: 'T00',
-    message: 'the uplink reconnected: this packet was lost with the old connection',
+    message: LOST_WITH_CONNECTION,
     triggeredBy: '',
     data: Buffer.alloc(0),
   })

@@ -5,6 +5,7 @@ import { CogpayError, ErrorCodes, isUnderAddress, type Asset } from '@cogpay/cor
 import type { IlpPlugin } from './plugin.js'
 import { createPlugin, redactedMessage } from './uplink-uri.js'
 import { withTimeout } from './timeout.js'
+import { InDoubt } from './in-doubt.js'
 
 const require = createRequire(import.meta.url)
 const IlpPacket = require('ilp-packet') as typeof import('ilp-packet')
@@ -32,6 +33,8 @@ export class Uplink extends EventEmitter {
   packetsSent = 0
   /** ILP Prepare packets received through this uplink. */
   packetsReceived = 0
+  /** Money this uplink sent whose outcome it never learned (see {@link InDoubt}): refunds, for a server. */
+  readonly inDoubt = new InDoubt()
 
   readonly #connectTimeoutMs: number
 
@@ -200,7 +203,7 @@ export class Channel implements IlpPlugin {
     }
     if (!this.#open) throw new Error('channel is closed')
     this.uplink.packetsSent++
-    const response = await this.uplink.plugin.sendData(data)
+    const response = await this.uplink.inDoubt.send(data, (prepare) => this.uplink.plugin.sendData(prepare))
     if (this.peer && this.#answeredByPeer(response)) this.lastAnswerAt = Date.now()
     return response
   }
