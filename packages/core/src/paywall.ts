@@ -218,8 +218,16 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
           ...(record ? { keeper: record, replayBytes: idempotency!.maxReplayBytes } : {}),
         })
       } catch (err) {
-        // Nothing was paid: a retry pays as new.
-        void record?.forget()
+        // Part of the price may have arrived before it failed (`received` on the error): it is
+        // paid back, the same as a failed handler's price.
+        const partial = (err as { received?: unknown } | null)?.received
+        const refunding =
+          policy === 'on-error' && receiver.refund && typeof partial === 'bigint' && partial > 0n
+            ? receiver.refund({ payment: parsed.headers, amount: partial }).catch(() => 0n)
+            : undefined
+        // Nothing was kept: a retry pays as new (once the refund has been sent, if any).
+        if (refunding) void refunding.then(() => record?.forget())
+        else void record?.forget()
         const error = isCogpayError(err)
           ? err
           : new CogpayError(ErrorCodes.PAYMENT_FAILED, 'the payment failed on the server side', {

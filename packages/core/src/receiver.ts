@@ -13,7 +13,8 @@ export interface PaymentReceiver {
   /**
    * Asks the payer named by `payment` for `amount` and resolves once it has arrived. Rejects with
    * a `CogpayError`: `COGPAY_CAP_TOO_LOW` or `COGPAY_PAYMENT_TIMEOUT` (402),
-   * `COGPAY_PAYER_UNREACHABLE` or `COGPAY_PAYMENT_FAILED` (502), `COGPAY_UPLINK_UNAVAILABLE` (503).
+   * `COGPAY_PAYER_UNREACHABLE` or `COGPAY_PAYMENT_FAILED` (502), `COGPAY_UPLINK_UNAVAILABLE` (503);
+   * when part of the amount had arrived, the error's `received` (a bigint) says how much.
    */
   collect(request: CollectRequest): Promise<Collection>
   /**

@@ -478,6 +478,7 @@ export class Payer extends EventEmitter<PayerEvents> {
         if (!paid || paid.origin !== origin || paid.refundStream || paid.spent <= paid.refunded) {
           return refuse(CloseReasons.unknownRequest)
         }
+        this.#log.debug({ requestId: paid.requestId, origin, refund: hello.refund.toString() }, 'payer accepts a refund')
         return paid.acceptRefund(stream, (amount) => this.#refunded(paid, amount))
       }
       const pending = this.#pending.get(hello.requestId)

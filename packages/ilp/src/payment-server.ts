@@ -194,6 +194,10 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     paying.ask(request.amount)
     const paid = await waitForTotal(paying, options).catch((err: unknown) => {
       paying.close()
+      // What arrived before it failed: the paywall pays it back (refund: 'on-error').
+      if (paying.received > 0n && typeof err === 'object' && err !== null) {
+        Object.defineProperty(err, 'received', { value: paying.received, enumerable: false })
+      }
       const silent = paying.received === 0n && (err as { code?: unknown })?.code === ErrorCodes.PAYMENT_TIMEOUT
       this.#dropIfNeverPaid(request.payment, paying, silent)
       throw err
@@ -203,6 +207,11 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     this.received += paid
     this.paymentsCollected++
     return { paid, asset: paying.asset, close: () => paying.close() }
+  }
+
+  /** Drops the kept socket to a payer (its dispose retires it): the next request opens a new one. */
+  #forgetSocket(address: string, secret: Uint8Array): void {
+    this.#sockets.delete(socketKey(address, secret))
   }
 
   /**
@@ -257,12 +266,25 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     if (request.amount <= 0n || this.#closing) return 0n
     try {
       await this.#checkPayer(address)
-      let sent: bigint
-      try {
-        sent = await (await this.#socketFor(address, secret)).refund(requestId, request.amount, this.#options.paymentTimeoutMs)
-      } catch (err) {
-        if (!(err instanceof SocketFullError)) throw err
-        sent = await (await this.#socketFor(address, secret)).refund(requestId, request.amount, this.#options.paymentTimeoutMs)
+      let sent = 0n
+      // A refund right after a failed payment can reach the payer's end of the failed connection
+      // while it is still being torn down, and nothing moves. So: a few attempts, each on a new
+      // socket once the last one moved nothing, a second apart, each given at most 3 s to move.
+      for (let attempt = 0; attempt < REFUND_ATTEMPTS && sent < request.amount && !this.#closing; attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 1000).unref())
+        const left = request.amount - sent
+        const timeoutMs = Math.min(this.#options.paymentTimeoutMs, 3000)
+        let outcome
+        try {
+          outcome = await (await this.#socketFor(address, secret)).refund(requestId, left, timeoutMs)
+        } catch (err) {
+          if (!(err instanceof SocketFullError)) throw err
+          outcome = await (await this.#socketFor(address, secret)).refund(requestId, left, timeoutMs)
+        }
+        sent += outcome.sent
+        // The payer said no (an unknown request, nothing left to refund): trying again changes nothing.
+        if (outcome.refused) break
+        if (outcome.sent === 0n) this.#forgetSocket(address, secret)
       }
       this.refunded += sent
       const fields = { requestId, payer: address, amount: request.amount.toString(), refunded: sent.toString() }
@@ -396,6 +418,9 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     await this.uplink.close()
   }
 }
+
+/** Attempts at a refund that moves nothing (see {@link PaymentServer.refund}). */
+const REFUND_ATTEMPTS = 3
 
 /** Creates a {@link PaymentServer}. Options are checked now. */
 export function createPaymentServer(options: PaymentServerOptions = {}): PaymentServer {

@@ -158,7 +158,7 @@ export class PaymentSocket {
    * sent once `amount` is sent, the payer refuses or stops accepting, the stream closes, or after
    * `timeoutMs`; the stream is then closed. Throws like `openStream`.
    */
-  async refund(requestId: string, amount: bigint, timeoutMs: number): Promise<bigint> {
+  async refund(requestId: string, amount: bigint, timeoutMs: number): Promise<{ sent: bigint; refused: boolean }> {
     const stream = this.#createStream()
     stream.write(encodeHello({ v: 1, requestId, refund: amount }))
     stream.on('error', () => {})
@@ -174,12 +174,13 @@ export class PaymentSocket {
       (internals._outgoingHeldAmount.isZero() &&
         !stream._remoteReceiveMax.isZero() &&
         !stream._remoteReceived.lessThan(stream._remoteReceiveMax))
+    let refused = false
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer)
         clearInterval(poll)
         stream.removeListener('outgoing_money', check)
-        stream.removeListener('data', done)
+        stream.removeListener('data', onLine)
         stream.removeListener('close', done)
         resolve()
       }
@@ -187,16 +188,20 @@ export class PaymentSocket {
         if (complete()) done()
       }
       // The payer says why it refuses in a line of data; any line ends the refund.
+      const onLine = () => {
+        refused = true
+        done()
+      }
       const timer = setTimeout(done, timeoutMs)
       // The receive max arrives in answers to packets, with no event of its own: poll for it too.
       const poll = setInterval(check, 5)
       stream.on('outgoing_money', check)
-      stream.on('data', done)
+      stream.on('data', onLine)
       stream.once('close', done)
     })
     const total = sent()
     if (!stream.destroyed) stream.end()
-    return total
+    return { sent: total, refused }
   }
 
   /** Opens a lease's stream: its hello states the lease's terms. Throws like `openStream`. */
