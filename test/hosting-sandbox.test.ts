@@ -4,10 +4,10 @@
 // script could reach the network and the host's ports; and a restarted host trusted a run.json kept
 // in the script's own writable directory. Each test below reproduces one attack with real processes.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chown, link, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
+import { chmod, chown, link, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises'
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { FileLeaseStore } from '@cogpay/core/node'
@@ -349,13 +349,24 @@ describe.skipIf(!root)('issue 9, defect 2: a host that is not root says what it 
   const uid = 1_800_000_000 + Math.floor(Math.random() * 1_000_000)
   const hosts: HostProcess[] = []
 
+  // The plain user must be able to reach the repository's files: a checkout in a directory only
+  // root may enter (mktemp -d makes 0700) is opened for search (o+x) for the test, then restored.
+  const opened: [string, number][] = []
   beforeAll(async () => {
+    for (let dir = fileURLToPath(new URL('..', import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+      const { mode } = await stat(dir)
+      if ((mode & 0o001) === 0) {
+        opened.push([dir, mode & 0o7777])
+        await chmod(dir, (mode & 0o7777) | 0o001)
+      }
+    }
     net = await startNetwork()
     payFetch = createPayFetch({ payer: net.payer, maxSpend: 0n })
     runsDir = await mkdtemp(join(tmpdir(), 'cogpay-sandbox-user-'))
     await chown(runsDir, uid, uid)
   })
   afterAll(async () => {
+    for (const [dir, mode] of opened) await chmod(dir, mode).catch(() => {})
     for (const host of hosts) host.child.kill('SIGKILL')
     await Promise.all(hosts.map((host) => host.exited))
     await net.close()

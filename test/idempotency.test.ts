@@ -3,9 +3,9 @@ import express from 'express'
 import Koa from 'koa'
 import { Agent, RetryAgent, fetch as undiciFetch } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { paidRoute as expressPaid } from '@cogpay/express'
+import { meteredRoute, paidRoute as expressPaid } from '@cogpay/express'
 import { paidRoute as koaPaid } from '@cogpay/koa'
-import { ErrorCodes, Headers, paymentRequestHeaders } from '@cogpay/core'
+import { ErrorCodes, Headers, paymentRequestHeaders, type Meter } from '@cogpay/core'
 import { createPayFetch, getPayment, type FetchFunction } from '@cogpay/fetch'
 import { listen, startNetwork, type Network } from './support/network.ts'
 import { until } from './support/wait.ts'
@@ -287,5 +287,52 @@ describe('idempotent retries: one logical request, one payment', () => {
       expect(await response.text()).toBe('worked')
       expect(getPayment(response)).toMatchObject({ spent: 100n, refunded: 0n, replayed: 'payment' })
     })
+  })
+})
+
+describe('idempotent retries of a metered route', () => {
+  let net: Network
+  let server: Awaited<ReturnType<typeof listen>>
+  let runs = 0
+  beforeAll(async () => {
+    net = await startNetwork()
+    const app = express()
+    // 5 steps of 7: a small body (kept), or a large one (not kept: served again with a credit).
+    app.get('/work/:size', meteredRoute({ receiver: net.receiver }), async (req, res) => {
+      runs++
+      const meter: Meter = res.locals.meter
+      for (let step = 0; step < 5; step++) await meter.charge(7n)
+      res.send(req.params.size === 'big' ? 'x'.repeat(100_000) : 'five steps')
+    })
+    server = await listen(app)
+  })
+  afterAll(async () => {
+    await server.close()
+    await net.close()
+  })
+
+  it('a retry after the metered work was served gets the stored response, whole, and pays nothing', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    const before = { spent: net.payer.spent, runs }
+    const first = await payFetch(`${server.url}/work/small`, { idempotencyKey: 'metered-key-0001' })
+    expect(await first.text()).toBe('five steps')
+    const retry = await payFetch(`${server.url}/work/small`, { idempotencyKey: 'metered-key-0001' })
+    expect(await retry.text()).toBe('five steps')
+    expect(getPayment(retry)).toMatchObject({ spent: 0n, replayed: 'response', metered: false })
+    expect(net.payer.spent - before.spent).toBe(35n)
+    expect(runs - before.runs).toBe(1)
+  })
+
+  it('a large metered response is served again with what the first paid as a credit: the work runs, nothing is paid again', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 1000n })
+    const before = { spent: net.payer.spent, runs }
+    const first = await payFetch(`${server.url}/work/big`, { idempotencyKey: 'metered-key-0002' })
+    expect((await first.text()).length).toBe(100_000)
+    const retry = await payFetch(`${server.url}/work/big`, { idempotencyKey: 'metered-key-0002' })
+    expect((await retry.text()).length).toBe(100_000)
+    expect(getPayment(retry)).toMatchObject({ replayed: 'payment', metered: true })
+    expect(await getPayment(retry)!.done).toEqual({ spent: 0n, complete: true, refunded: 0n })
+    expect(net.payer.spent - before.spent).toBe(35n)
+    expect(runs - before.runs).toBe(2)
   })
 })

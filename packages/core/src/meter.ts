@@ -30,6 +30,11 @@ export interface MeterOptions {
    * itself with {@link Meter.refund}.
    */
   readonly refundPolicy?: 'on-error' | 'never'
+  /**
+   * Already paid for this logical request (an idempotent retry of one that paid this much): charges
+   * up to it are not asked of the payer again. Counted in `paid`, never refunded. Default `0n`.
+   */
+  readonly credit?: bigint
 }
 
 /**
@@ -50,6 +55,7 @@ export class Meter {
   /** What the handler refunded itself, to be paid back when the meter ends. */
   #refundDue = 0n
   #ended = false
+  readonly #credit: bigint
   #settleRefund!: (refunded: bigint) => void
   /** Resolves with what was paid back once the meter has ended (`0n` when nothing was). */
   readonly refunded: Promise<bigint> = new Promise((resolve) => (this.#settleRefund = resolve))
@@ -60,6 +66,7 @@ export class Meter {
     this.#stallTimeoutMs = options.stallTimeoutMs ?? 10_000
     this.#refund = options.refund
     this.#refundPolicy = options.refundPolicy ?? 'on-error'
+    this.#credit = options.credit ?? 0n
     const outer = options.signal
     if (outer) {
       const onAbort = () =>
@@ -68,12 +75,12 @@ export class Meter {
       else outer.addEventListener('abort', onAbort, { once: true })
     }
     void stream.stopped.then((error) => this.stop(error))
-    if (this.#ahead > 0n) stream.ask(this.#ahead)
+    if (this.#ahead > 0n && this.#credit === 0n) stream.ask(this.#ahead)
   }
 
-  /** Paid so far, in the server's units (may run up to `ahead` beyond `charged`). */
+  /** Paid so far, in the server's units (may run up to `ahead` beyond `charged`), any credit included. */
   get paid(): bigint {
-    return this.#stream.received
+    return this.#stream.received + this.#credit
   }
 
   /** Fires when the payer stops paying; `signal.reason` is a `CogpayError` saying why. */
@@ -94,7 +101,9 @@ export class Meter {
     const value = parseAmount(amount, 'charge')
     this.#throwIfStopped()
     this.charged += value
-    const target = this.charged
+    // What the payer must have paid on this stream: the charges beyond the credit.
+    const target = this.charged > this.#credit ? this.charged - this.#credit : 0n
+    if (target === 0n) return
     this.#stream.ask(target + this.#ahead)
     if (this.#stream.received >= target) return
     await new Promise<void>((resolve, reject) => {
@@ -113,7 +122,7 @@ export class Meter {
         this.stop(
           new CogpayError(
             ErrorCodes.PAYMENT_STALLED,
-            `a charge was not paid within ${this.#stallTimeoutMs} ms: charged=${target} paid=${this.#stream.received}`,
+            `a charge was not paid within ${this.#stallTimeoutMs} ms: charged=${this.charged} paid=${this.paid}`,
             { status: 402 },
           ),
         )
@@ -131,7 +140,7 @@ export class Meter {
     const value = parseAmount(amount, 'refund')
     if (!this.#refund) throw new CogpayError(ErrorCodes.INVALID_OPTIONS, 'this meter cannot refund: its receiver has no refund()')
     if (this.#ended) throw new CogpayError(ErrorCodes.INVALID_AMOUNT, 'the meter has ended; refund before the response is done')
-    if (this.#refundDue + value > this.paid) {
+    if (this.#refundDue + value > this.#stream.received) {
       throw new CogpayError(
         ErrorCodes.INVALID_AMOUNT,
         `cannot refund ${value}: paid=${this.paid}, already refunding ${this.#refundDue}`,
@@ -166,11 +175,13 @@ export class Meter {
   #end(final: StreamFinal, failed: boolean): void {
     if (this.#ended) return
     this.#ended = true
-    const paid = final.paid
+    // Only what arrived on this stream can be paid back (a credit was paid, and kept, before).
+    const paid = this.#stream.received
     let refund = this.#refundDue
     if (this.#refund && this.#refundPolicy === 'on-error') {
       // A failed response: none of it was delivered whole. Otherwise: what was prepaid for work never done.
-      const auto = failed ? paid : paid > this.charged ? paid - this.charged : 0n
+      const excess = final.paid > this.charged ? final.paid - this.charged : 0n
+      const auto = failed ? paid : excess
       if (auto > refund) refund = auto
     }
     if (refund > paid) refund = paid

@@ -2,10 +2,11 @@ import { parseAmount, type AmountLike } from './amount.js'
 import { CogpayError, isCogpayError } from './errors/cogpay-error.js'
 import { ErrorCodes } from './errors/codes.js'
 import { Meter } from './meter.js'
-import { capBelow, refundPolicy, respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.js'
+import { capBelow, idempotentRetry, refundPolicy, respondWithError, type PaywallInput, type PaywallOutcome } from './paywall.js'
 import { createPriceResolver, type PriceSpec } from './price.js'
 import type { PaymentReceiver } from './receiver.js'
 import type { RefundPolicy } from './route-options.js'
+import { idempotencyOptions, type IdempotencyOptions, type StoredResponse } from './idempotency.js'
 import { Headers, announcedCapBelow, parsePaymentHeaders } from './wire.js'
 
 /** Options of a metered route. */
@@ -24,11 +25,18 @@ export interface MeteringOptions<Req = unknown> {
   readonly maxPrice?: PriceSpec<Req>
   /** What happens to the money when the handler fails (see `MeterOptions.refundPolicy`). Default `'on-error'`. */
   readonly refund?: RefundPolicy
+  /**
+   * Retries with the same `Idempotency-Key` are never charged twice: 409 while the first runs; once
+   * it was served, its stored response, or (too large to keep) the work again with what the first
+   * paid as a credit (only charges beyond it are asked again); 422 for another request. On by
+   * default (see `PaidRouteOptions.idempotency`); `false` turns it off.
+   */
+  readonly idempotency?: IdempotencyOptions | false
 }
 
 /** What a metered route's adapter must do: like {@link PaywallOutcome}, with a meter to expose. */
 export type MeteringOutcome =
-  | Exclude<PaywallOutcome, { type: 'proceed' | 'replay' }>
+  | Exclude<PaywallOutcome, { type: 'proceed' }>
   | {
       readonly type: 'proceed'
       /** Headers to set before the handler runs. */
@@ -38,10 +46,13 @@ export type MeteringOutcome =
       totals(): Record<string, string>
       /**
        * Ends the meter's stream: call it when the response is done, with whether it was served in
-       * full (sent to its end with a status below 500). A response that was not ends `stopped`
-       * with `COGPAY_HANDLER_FAILED`, so the client never reads a failed response as whole.
+       * full (sent to its end with a status below 500), and the response as sent when
+       * `replayBytes` asked for it. A response that was not served ends `stopped` with
+       * `COGPAY_HANDLER_FAILED`, so the client never reads a failed response as whole.
        */
-      finish(served: boolean): void
+      finish(served: boolean, response?: StoredResponse): void
+      /** Keep the response (status, headers, body up to this many bytes) and pass it to `finish`. */
+      readonly replayBytes?: number
     }
 
 /** The framework-free core of `meteredRoute`. */
@@ -63,6 +74,7 @@ export function createMetering<Req>(options: MeteringOptions<Req>): Metering<Req
   }
   const maxPrice = options.maxPrice === undefined ? undefined : createPriceResolver(options.maxPrice)
   const policy = refundPolicy(options.refund)
+  const idempotency = idempotencyOptions(options.idempotency)
   const stallTimeoutMs = options.stallTimeoutMs ?? 10_000
   if (!Number.isSafeInteger(stallTimeoutMs) || stallTimeoutMs <= 0) {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `stallTimeoutMs must be a positive integer, got ${stallTimeoutMs}`)
@@ -87,8 +99,22 @@ export function createMetering<Req>(options: MeteringOptions<Req>): Metering<Req
           const most = await maxPrice(input.request)
           if (announcedCapBelow(cap, most, asset)) return respondWithError(capBelow(most, cap.amount), most, asset, true)
         }
-        const stream = await receiver.open({ payment: parsed.headers, ...(input.client ? { client: input.client } : {}) })
+        // One logical request, one payment: a retry with the same Idempotency-Key is not charged again.
+        const retry = await idempotentRetry(idempotency, input, parsed.headers)
+        if (retry.type === 'outcome') return retry.outcome
+        const keeper = retry.keeper
+        const credit = retry.type === 'paid' ? BigInt(retry.earlier.paid ?? 0) : 0n
+        let stream
+        try {
+          stream = await receiver.open({ payment: parsed.headers, ...(input.client ? { client: input.client } : {}) })
+        } catch (err) {
+          // Nothing moved: a retry is as new (or, served as paid before, still is).
+          if (retry.type === 'paid') void keeper!.restore(retry.earlier)
+          else void keeper?.forget()
+          throw err
+        }
         const meter = new Meter(stream, {
+          credit,
           ahead,
           stallTimeoutMs,
           ...(input.signal ? { signal: input.signal } : {}),
@@ -100,14 +126,28 @@ export function createMetering<Req>(options: MeteringOptions<Req>): Metering<Req
         return {
           type: 'proceed',
           headers: {
+            ...(retry.type === 'paid' ? { [Headers.replayed]: 'payment' } : {}),
             [Headers.metered]: '1',
             [Headers.requestId]: parsed.headers.requestId,
             [Headers.assetCode]: asset.code,
             [Headers.assetScale]: String(asset.scale),
           },
           meter,
+          ...(keeper ? { replayBytes: idempotency!.maxReplayBytes } : {}),
           totals: () => ({ [Headers.price]: meter.charged.toString(), [Headers.paid]: meter.paid.toString() }),
-          finish: (served) => meter.finish(served),
+          finish: (served, response) => {
+            meter.finish(served)
+            if (!keeper) return
+            // Its record: done with what the logical request has paid in all (any credit included),
+            // unless all that arrived on this stream went back (a failure refunded: retry as new).
+            const asset = stream.asset
+            const receipt = (paid: bigint) => ({ requestId: parsed.headers.requestId, price: meter.charged, paid, asset })
+            void meter.refunded.then((back) => {
+              const paid = meter.paid - back
+              if (paid === 0n && credit === 0n) return keeper.forget()
+              return keeper.done(receipt(paid), served ? response : undefined)
+            })
+          },
         }
       } catch (err) {
         if (!isCogpayError(err)) return { type: 'fail', error: err }

@@ -15,7 +15,7 @@ import {
   type StoredResponse,
 } from './idempotency.js'
 import { paymentRequirements, type PaymentRequiredBody } from './requirements.js'
-import { Headers, announcedCapBelow, parsePaymentHeaders, type HeaderSource } from './wire.js'
+import { Headers, announcedCapBelow, parsePaymentHeaders, type HeaderSource, type PaymentHeaders } from './wire.js'
 
 /** What a paid request paid, as the handler sees it (`res.locals.payment`, `ctx.state.payment`). */
 export interface PaymentReceipt {
@@ -154,51 +154,14 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
         return respondWithError(capBelow(amount, parsed.headers.maxSpend?.amount ?? 0n), amount, asset)
       }
       // One logical request, one payment: a retry with the same Idempotency-Key is not charged again.
-      let record: RecordKeeper | undefined
-      if (idempotency) {
-        const key = readIdempotencyKey(input.headers)
-        if (key instanceof CogpayError) return respondWithError(key)
-        if (key !== undefined) {
-          const fingerprint = input.fingerprint ?? ''
-          let earlier
-          try {
-            const scope = await idempotencyScope(key, parsed.headers)
-            record = new RecordKeeper(idempotency.store, scope, fingerprint, idempotency.ttlMs)
-            earlier = await idempotency.store.begin(scope, fingerprint, idempotency.ttlMs)
-          } catch (err) {
-            return { type: 'fail', error: storeFailed(err) }
-          }
-          if (earlier) {
-            if (earlier.fingerprint !== fingerprint) return respondWithError(keyReused())
-            if (earlier.state === 'running') return respondWithError(inProgress())
-            if (earlier.response) {
-              const headers = earlier.response.headers.filter(([name]) => name.toLowerCase() !== 'cogpay-request-id')
-              return {
-                type: 'replay',
-                status: earlier.response.status,
-                headers: [...headers, [Headers.requestId, requestId], [Headers.replayed, 'response']],
-                body: earlier.response.body,
-              }
-            }
-            // Paid before, its response not kept: serve it again as paid, without a payment, after
-            // claiming the record (so two such retries at once never both run), a few times at most.
-            let claimed
-            try {
-              claimed = await idempotency.store.claim(record!.scope, idempotency.ttlMs)
-            } catch (err) {
-              return { type: 'fail', error: storeFailed(err) }
-            }
-            if (!claimed) return respondWithError(inProgress())
-            const replays = claimed.replays ?? 0
-            if (replays >= idempotency.maxReplays) {
-              void record!.restore(claimed)
-              return respondWithError(replaysExhausted(idempotency.maxReplays))
-            }
-            const receipt = { requestId, price: BigInt(claimed.price ?? amount), paid: BigInt(claimed.paid ?? 0), asset }
-            record!.replays = replays + 1
-            return proceed(receipt, { replayed: true, keeper: record!, replayBytes: idempotency.maxReplayBytes })
-          }
-        }
+      const retry = await idempotentRetry(idempotency, input, parsed.headers)
+      if (retry.type === 'outcome') return retry.outcome
+      const record = retry.keeper
+      if (retry.type === 'paid') {
+        // Paid before, its response not kept: serve it again as paid, without a payment.
+        const { earlier } = retry
+        const receipt = { requestId, price: BigInt(earlier.price ?? amount), paid: BigInt(earlier.paid ?? 0), asset }
+        return proceed(receipt, { replayed: true, keeper: record!, replayBytes: idempotency!.maxReplayBytes })
       }
       try {
         const collection = await receiver.collect({
@@ -241,6 +204,73 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
       }
     },
   }
+}
+
+/** What an `Idempotency-Key` makes of a request (see {@link idempotentRetry}). */
+export type IdempotentRetry =
+  /** Answer with this now (400, 409, 422, a replayed response, a store failure). */
+  | { readonly type: 'outcome'; readonly outcome: Extract<PaywallOutcome, { type: 'respond' | 'fail' | 'replay' }> }
+  /** Go on as usual (`keeper` is set when there is a key: it keeps the record). */
+  | { readonly type: 'new'; readonly keeper: RecordKeeper | undefined }
+  /** Paid before, its response not kept: serve it as already paid (its record is claimed). */
+  | { readonly type: 'paid'; readonly keeper: RecordKeeper; readonly earlier: IdempotencyRecord }
+
+/**
+ * @internal The idempotency step of a paid or metered route: reads the key, and looks up, claims
+ * or starts its record. Runs once the payment headers are valid and the price is known.
+ */
+export async function idempotentRetry(
+  idempotency: Required<IdempotencyOptions> | undefined,
+  input: PaywallInput<unknown>,
+  payment: PaymentHeaders,
+): Promise<IdempotentRetry> {
+  if (!idempotency) return { type: 'new', keeper: undefined }
+  const key = readIdempotencyKey(input.headers)
+  if (key instanceof CogpayError) return { type: 'outcome', outcome: respondWithError(key) }
+  if (key === undefined) return { type: 'new', keeper: undefined }
+  const fingerprint = input.fingerprint ?? ''
+  let keeper: RecordKeeper
+  let earlier: IdempotencyRecord | undefined
+  try {
+    const scope = await idempotencyScope(key, payment)
+    keeper = new RecordKeeper(idempotency.store, scope, fingerprint, idempotency.ttlMs)
+    earlier = await idempotency.store.begin(scope, fingerprint, idempotency.ttlMs)
+  } catch (err) {
+    return { type: 'outcome', outcome: { type: 'fail', error: storeFailed(err) } }
+  }
+  if (!earlier) return { type: 'new', keeper }
+  if (earlier.fingerprint !== fingerprint) return { type: 'outcome', outcome: respondWithError(keyReused()) }
+  if (earlier.state === 'running') return { type: 'outcome', outcome: respondWithError(inProgress()) }
+  if (earlier.response) {
+    // This request's own id; and a stored body is whole, so it is no longer metered (no final
+    // message follows on any stream).
+    const dropped = new Set(['cogpay-request-id', 'cogpay-metered'])
+    const headers = earlier.response.headers.filter(([name]) => !dropped.has(name.toLowerCase()))
+    return {
+      type: 'outcome',
+      outcome: {
+        type: 'replay',
+        status: earlier.response.status,
+        headers: [...headers, [Headers.requestId, payment.requestId], [Headers.replayed, 'response']],
+        body: earlier.response.body,
+      },
+    }
+  }
+  // Claim it first, so that two such retries at once never both run; a few times at most.
+  let claimed: IdempotencyRecord | undefined
+  try {
+    claimed = await idempotency.store.claim(keeper.scope, idempotency.ttlMs)
+  } catch (err) {
+    return { type: 'outcome', outcome: { type: 'fail', error: storeFailed(err) } }
+  }
+  if (!claimed) return { type: 'outcome', outcome: respondWithError(inProgress()) }
+  const replays = claimed.replays ?? 0
+  if (replays >= idempotency.maxReplays) {
+    void keeper.restore(claimed)
+    return { type: 'outcome', outcome: respondWithError(replaysExhausted(idempotency.maxReplays)) }
+  }
+  keeper.replays = replays + 1
+  return { type: 'paid', keeper, earlier: claimed }
 }
 
 /** @internal The 402 for a price above a cap the payer announced. */
@@ -325,8 +355,8 @@ function proceed(
   }
 }
 
-/** Writes one request's idempotency record; store failures are swallowed (the record then expires). */
-class RecordKeeper {
+/** @internal Writes one request's idempotency record; store failures are swallowed (the record then expires). */
+export class RecordKeeper {
   /** Times this record's request has been served again as paid, this time included. */
   replays = 0
 

@@ -22,7 +22,8 @@ export interface PaidRouteOptions {
    * (or is served as already paid, when the response was too large to keep), the same key for
    * another request gets 422. On by default, with a bounded in-memory store shared by the process's routes;
    * give a shared `store` when several instances serve one API, or `false` to turn it off.
-   * `paidRoute` only: a metered route ignores it.
+   * A metered route serves a retry whose response was too large to keep with what the first
+   * attempt paid as a credit: only charges beyond it are asked again.
    */
   idempotency?: IdempotencyOptions | false
 }

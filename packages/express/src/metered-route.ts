@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { createMetering, type MeteredRouteOptions as Options } from '@cogpay/core'
-import { beforeHeaders, clientGone } from '@cogpay/core/node'
+import { Buffer } from 'node:buffer'
+import { createMetering, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
+import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
 import { respond } from './respond.js'
 
@@ -23,6 +24,7 @@ export function meteredRoute(options: MeteredRouteOptions = {}): RequestHandler 
         headers: (name) => req.headersDistinct[name],
         request: req,
         signal: clientGone(res),
+        fingerprint: requestFingerprint(req.method, req.originalUrl, req.headers['content-length']),
         ...(req.socket.remoteAddress ? { client: req.socket.remoteAddress } : {}),
       })
     } catch (err) {
@@ -30,11 +32,21 @@ export function meteredRoute(options: MeteredRouteOptions = {}): RequestHandler 
     }
     if (outcome.type === 'fail') return next(outcome.error)
     if (outcome.type === 'respond') return respond(res, outcome)
+    if (outcome.type === 'replay') {
+      res.status(outcome.status)
+      for (const [name, value] of outcome.headers) res.append(name, value)
+      res.end(Buffer.from(outcome.body))
+      return
+    }
     res.set(outcome.headers)
     beforeHeaders(res, outcome.totals)
     res.locals.meter = outcome.meter
+    const sent = outcome.replayBytes === undefined ? undefined : captureResponse(res, outcome.replayBytes)
     // Served in full: sent to its end, and not an error (a handler that threw is a 500 here).
-    res.once('close', () => outcome.finish(res.writableFinished && res.statusCode < 500))
+    res.once('close', () => {
+      const served = res.writableFinished && res.statusCode < 500
+      outcome.finish(served, served ? sent?.() : undefined)
+    })
     next()
   }
 }

@@ -170,19 +170,33 @@ class Pending implements PendingPayment {
 
   waitFinal(timeoutMs: number): Promise<StreamFinal | undefined> {
     if (this.final) return Promise.resolve(this.final)
-    const stream = this.stream
-    if (!stream || stream.destroyed) return Promise.resolve(undefined)
+    if (this.stream?.destroyed) return Promise.resolve(undefined)
+    // The stream may not have arrived yet: a body that needed no payment (a retry with a credit)
+    // can end before the server's hello has. Wait for it too, within the same time.
     return new Promise((resolve) => {
+      let stream: DataAndMoneyStream | undefined
       const done = () => {
         clearTimeout(timer)
         this.#finalArrived.removeListener('final', done)
-        stream.removeListener('close', done)
+        this.#finalArrived.removeListener('stream', watch)
+        stream?.removeListener('close', done)
         resolve(this.final)
+      }
+      const watch = () => {
+        stream = this.stream
+        stream?.once('close', done)
       }
       const timer = setTimeout(done, timeoutMs)
       this.#finalArrived.once('final', done)
-      stream.once('close', done)
+      if (this.stream) watch()
+      else this.#finalArrived.once('stream', watch)
     })
+  }
+
+  /** Called when this request's payment stream is matched. */
+  attached(stream: DataAndMoneyStream): void {
+    this.stream = stream
+    this.#finalArrived.emit('stream')
   }
 
   waitRefund(timeoutMs: number): Promise<bigint> {
@@ -502,7 +516,7 @@ export class Payer extends EventEmitter<PayerEvents> {
   }
 
   #pay(pending: Pending, connection: Connection, stream: DataAndMoneyStream, asked: bigint | undefined): void {
-    pending.stream = stream
+    pending.attached(stream)
     // With a host budget, this request may pay at most its own cap and what the budget has left.
     const budget = this.#budgets.get(pending.origin)
     if (budget?.revoked) {

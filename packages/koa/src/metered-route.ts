@@ -1,6 +1,7 @@
 import type { Context, Middleware, Next } from 'koa'
-import { createMetering, type MeteredRouteOptions as Options } from '@cogpay/core'
-import { beforeHeaders, clientGone } from '@cogpay/core/node'
+import { Buffer } from 'node:buffer'
+import { createMetering, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
+import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
 import { respond } from './respond.js'
 
@@ -21,15 +22,26 @@ export function meteredRoute(options: MeteredRouteOptions = {}): Middleware {
       headers: (name) => ctx.req.headersDistinct[name],
       request: ctx,
       signal: clientGone(ctx.res),
+      fingerprint: requestFingerprint(ctx.method, ctx.originalUrl, ctx.get('content-length') || undefined),
       ...(ctx.req.socket.remoteAddress ? { client: ctx.req.socket.remoteAddress } : {}),
     })
     if (outcome.type === 'fail') throw outcome.error
     if (outcome.type === 'respond') return respond(ctx, outcome)
+    if (outcome.type === 'replay') {
+      ctx.status = outcome.status
+      for (const [name, value] of outcome.headers) ctx.append(name, value)
+      ctx.body = Buffer.from(outcome.body)
+      return
+    }
     ctx.set(outcome.headers)
     beforeHeaders(ctx.res, outcome.totals)
     ctx.state.meter = outcome.meter
+    const sent = outcome.replayBytes === undefined ? undefined : captureResponse(ctx.res, outcome.replayBytes)
     // Served in full: sent to its end, and not an error (a handler that threw is a 500 here).
-    ctx.res.once('close', () => outcome.finish(ctx.res.writableFinished && ctx.res.statusCode < 500))
+    ctx.res.once('close', () => {
+      const served = ctx.res.writableFinished && ctx.res.statusCode < 500
+      outcome.finish(served, served ? sent?.() : undefined)
+    })
     try {
       await next()
     } catch (err) {
