@@ -1,14 +1,19 @@
 import { request as httpRequest } from 'node:http'
+import { createRequire } from 'node:module'
+import { gzipSync } from 'node:zlib'
 import express from 'express'
 import Koa from 'koa'
 import { Agent, RetryAgent, fetch as undiciFetch } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { meteredRoute, paidRoute as expressPaid } from '@cogpay/express'
 import { paidRoute as koaPaid } from '@cogpay/koa'
+import { createPlugin } from '@cogpay/ilp'
 import { ErrorCodes, Headers, paymentRequestHeaders, type Meter } from '@cogpay/core'
 import { createPayFetch, getPayment, type FetchFunction } from '@cogpay/fetch'
 import { listen, startNetwork, type Network } from './support/network.ts'
 import { until } from './support/wait.ts'
+
+const { createServer: createStreamServer } = createRequire(import.meta.url)('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
 
 // Issue 9, idempotent retries: one logical request, one payment. payFetch sends an
 // Idempotency-Key; a paid route keeps a record per key and payer, so a retry is never charged twice.
@@ -334,5 +339,149 @@ describe('idempotent retries of a metered route', () => {
     expect(await getPayment(retry)!.done).toEqual({ spent: 0n, complete: true, refunded: 0n })
     expect(net.payer.spent - before.spent).toBe(35n)
     expect(runs - before.runs).toBe(2)
+  })
+})
+
+// Found by a review of this issue's work (each failed before its fix).
+describe('idempotent retries: what a review found', () => {
+  let net: Network
+  let server: Awaited<ReturnType<typeof listen>>
+  const seen: string[] = []
+  beforeAll(async () => {
+    net = await startNetwork()
+    const app = express()
+    // Middleware before the route sets headers on every request, the retry's too.
+    app.use((_req, res, next) => {
+      res.setHeader('Access-Control-Allow-Origin', '*')
+      next()
+    })
+    const big = 'x'.repeat(100_000)
+    app.get(
+      '/quality',
+      expressPaid((req: express.Request) => (req.headers['x-quality'] === 'high' ? 1000n : 1n), { receiver: net.receiver }),
+      (req, res) => {
+        seen.push(String(req.headers['x-quality']))
+        res.send(big)
+      },
+    )
+    app.get('/small', expressPaid(10n, { receiver: net.receiver }), (_req, res) => void res.send('small'))
+    app.get('/slow', expressPaid(100n, { receiver: net.receiver }), async (_req, res) => {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      if (!res.destroyed) res.send(big)
+    })
+    // A compression layer of its own kind (the compression package is not a dependency): it
+    // gzips the body the handler writes, and sets Content-Encoding, unless one is set already.
+    app.get('/gzip', (_req, res, next) => {
+      const chunks: Buffer[] = []
+      const write = res.write.bind(res)
+      const end = res.end.bind(res)
+      res.write = ((chunk: Buffer | string) => (chunks.push(Buffer.from(chunk)), true)) as typeof res.write
+      res.end = ((chunk?: Buffer | string) => {
+        if (chunk) chunks.push(Buffer.from(chunk))
+        if (res.getHeader('content-encoding')) return end(Buffer.concat(chunks))
+        const zipped = gzipSync(Buffer.concat(chunks))
+        res.setHeader('Content-Encoding', 'gzip')
+        res.setHeader('Content-Length', String(zipped.length))
+        void write
+        return end(zipped)
+      }) as typeof res.end
+      next()
+    }, expressPaid(10n, { receiver: net.receiver }), (_req, res) => void res.send('squeezed'))
+    server = await listen(app)
+  })
+  afterAll(async () => {
+    await server.close()
+    await net.close()
+  })
+
+  it('a retry served as paid is priced again: a dearer retry is asked the difference, not served for what the first paid', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 2000n })
+    const cheap = await payFetch(`${server.url}/quality`, { idempotencyKey: 'reprice-0001', headers: { 'X-Quality': 'low' } })
+    await cheap.text()
+    expect(getPayment(cheap)!.spent).toBe(1n)
+    const dear = await payFetch(`${server.url}/quality`, { idempotencyKey: 'reprice-0001', headers: { 'X-Quality': 'high' } })
+    await dear.text()
+    expect(dear.status).toBe(200)
+    // Before: served for the 1 the first paid (Cogpay-Replayed: payment, spent 0).
+    expect(getPayment(dear)!.spent).toBe(999n)
+    expect(dear.headers.get(Headers.paid)).toBe('1000')
+    expect(seen.slice(-2)).toEqual(['low', 'high'])
+  })
+
+  it('a replayed response does not double the headers that middleware sets again', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 100n })
+    await (await payFetch(`${server.url}/small`, { idempotencyKey: 'headers-0001' })).text()
+    const retry = await payFetch(`${server.url}/small`, { idempotencyKey: 'headers-0001' })
+    expect(await retry.text()).toBe('small')
+    expect(retry.headers.get(Headers.replayed)).toBe('response')
+    expect(retry.headers.get('access-control-allow-origin')).toBe('*')
+    expect(retry.headers.get('x-powered-by')).toBe('Express')
+  })
+
+  it('a response encoded after it was written is not replayed broken: the retry is served again as paid', async () => {
+    const payFetch = createPayFetch({ payer: net.payer, maxSpend: 100n })
+    const first = await payFetch(`${server.url}/gzip`, { idempotencyKey: 'gzip-0001' })
+    expect(await first.text()).toBe('squeezed')
+    const retry = await payFetch(`${server.url}/gzip`, { idempotencyKey: 'gzip-0001' })
+    // Before: the stored plain bytes went out under Content-Encoding: gzip, and could not be read.
+    expect(await retry.text()).toBe('squeezed')
+    expect(getPayment(retry)).toMatchObject({ spent: 0n, replayed: 'payment' })
+  })
+
+  it("a partly refunded failure keeps only what it kept as the retry's credit: the retry pays the rest", async () => {
+    // A payer of its own, on ilp-protocol-stream: it pays what it is asked (up to 100 a stream),
+    // and takes back at most 99 of a refund (its refund stream's receive max is its own to set).
+    const streamServer = await createStreamServer({ plugin: createPlugin(net.testnet.uri('partialpayer')) })
+    const { destinationAccount, sharedSecret } = streamServer.generateAddressAndSecret()
+    let sent = 0n
+    let refunded = 0n
+    streamServer.on('connection', (connection) => {
+      connection.on('error', () => {})
+      connection.on('stream', (stream: import('ilp-protocol-stream').DataAndMoneyStream) => {
+        stream.on('error', () => {})
+        stream.once('data', (chunk: Buffer) => {
+          if (chunk.toString().includes('"refund"')) {
+            stream.setReceiveMax('99')
+            stream.on('money', (amount: string) => (refunded += BigInt(amount)))
+          } else {
+            stream.setSendMax('100')
+            stream.on('outgoing_money', (amount: string) => (sent += BigInt(amount)))
+          }
+        })
+      })
+    })
+    const headers = {
+      'Cogpay-Scheme': 'ilp-stream/1',
+      'Cogpay-Address': destinationAccount,
+      'Cogpay-Secret': sharedSecret.toString('base64url'),
+      'Idempotency-Key': 'partial-0001',
+    }
+    try {
+      // The first attempt pays 100, then its connection dies before the response starts: refunded,
+      // but only 99 is taken back, so the server keeps 1.
+      const first = httpRequest(`${server.url}/slow`, { headers: { ...headers, 'Cogpay-Request-Id': 'partial-request-0001' } })
+      first.on('error', () => {})
+      first.end()
+      await until(() => sent === 100n, 5000)
+      first.destroy()
+      await until(() => refunded === 99n, 10_000)
+      // The retry (same key) is asked the 99 it lacks, not served for the 1 the server kept.
+      const retry = await new Promise<{ status: number; body: string; replayed: unknown }>((resolve, reject) => {
+        const req = httpRequest(`${server.url}/slow`, { headers: { ...headers, 'Cogpay-Request-Id': 'partial-request-0002' } }, (res) => {
+          let body = ''
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()))
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, replayed: res.headers['cogpay-replayed'] }))
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      expect(retry.status).toBe(200)
+      expect(retry.body.length).toBe(100_000)
+      // Before: served as paid (Cogpay-Replayed: payment) with nothing more paid: net 1 for 100.
+      await until(() => sent === 199n, 5000)
+      expect(sent - refunded).toBe(100n)
+    } finally {
+      await streamServer.close().catch(() => {})
+    }
   })
 })

@@ -14,6 +14,8 @@ import { until as waitFor } from './support/wait.ts'
 // at most what each paid, and reports it.
 describe('refunds when the paid work fails', () => {
   let net: Network
+  // The network, by a name the tests' own `net` parameters do not hide.
+  const net_ = { get payer() { return net.payer } }
   const servers: Awaited<ReturnType<typeof listen>>[] = []
   const url = (index: number, path: string) => `${servers[index]!.url}${path}`
 
@@ -61,6 +63,21 @@ describe('refunds when the paid work fails', () => {
       // Wait until the payer has prepaid the window, so there is an excess to give back.
       await waitFor(() => meter.paid >= 60n, 2000)
       res.send('done early')
+    })
+    // Found by a review: a prepaid window still being paid when the response ended kept the late
+    // money (net 42 for 35 charged), and a handler's own refund did not add to the window's.
+    app.get('/metered/window/:outcome', expressMetered({ receiver: net.receiver, ahead: 20n }), async (req, res) => {
+      const meter: Meter = res.locals.meter
+      for (let step = 0; step < 5; step++) await meter.charge(7n)
+      if (req.params.outcome === 'fail') return void res.status(500).send('failed')
+      res.send('done')
+    })
+    app.get('/metered/both', expressMetered({ receiver: net.receiver, ahead: 50n }), async (_req, res) => {
+      const meter: Meter = res.locals.meter
+      for (let step = 0; step < 3; step++) await meter.charge(10n)
+      await waitFor(() => meter.paid >= 80n, 2000)
+      meter.refund(10n)
+      res.send('two of three, and the window back')
     })
     app.get('/metered/keep', expressMetered({ receiver: net.receiver, refund: 'never' }), async (_req, res) => {
       await (res.locals.meter as Meter).charge(7n)
@@ -203,6 +220,27 @@ describe('refunds when the paid work fails', () => {
     expect(done.complete).toBe(true)
     expect(done.spent).toBeGreaterThanOrEqual(60n)
     expect(done.spent - done.refunded).toBe(10n)
+  })
+
+  it.each([
+    ['served', 'ok', 35n],
+    ['answering 500', 'fail', 0n],
+  ] as const)('metered with a window, %s: the net cost is what was charged (or 0), whatever was prepaid', async (_name, outcome, net) => {
+    const payFetch = createPayFetch({ payer: net_.payer, maxSpend: 1000n })
+    for (let run = 0; run < 3; run++) {
+      const response = await payFetch(url(0, `/metered/window/${outcome}`))
+      await response.text().catch(() => '')
+      const done = await getPayment(response)!.done
+      expect(done.spent - done.refunded).toBe(net)
+    }
+  })
+
+  it("metered, the handler's own refund adds to the window's", async () => {
+    const payFetch = createPayFetch({ payer: net_.payer, maxSpend: 1000n })
+    const response = await payFetch(url(0, '/metered/both'))
+    await response.text()
+    const done = await getPayment(response)!.done
+    expect(done.spent - done.refunded).toBe(20n)
   })
 
   it("metered, refund: 'never' keeps what was paid", async () => {

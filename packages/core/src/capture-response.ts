@@ -8,7 +8,8 @@ const NOT_KEPT = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date
 /**
  * Keeps what `res` sends (status, headers, and the body up to `maxBytes`), for an idempotent
  * retry to get the same response again. Returns a function that gives the response once it has
- * been sent, or `undefined` when its body was larger than `maxBytes`. Works for any framework on
+ * been sent, or `undefined` when its body was larger than `maxBytes` or it was sent encoded
+ * (`Content-Encoding`). Works for any framework on
  * node:http (Express, Koa).
  */
 export function captureResponse(res: ServerResponse, maxBytes: number): () => StoredResponse | undefined {
@@ -43,7 +44,9 @@ export function captureResponse(res: ServerResponse, maxBytes: number): () => St
     return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest)
   } as ServerResponse['end']
   return () => {
-    if (overflow) return undefined
+    // A body encoded after it was written here (a compression middleware) cannot be sent again as
+    // kept: the retry is served again as paid instead.
+    if (overflow || res.hasHeader('content-encoding')) return undefined
     const headers: [string, string][] = []
     for (const [name, value] of Object.entries(res.getHeaders())) {
       if (value === undefined || NOT_KEPT.has(name)) continue

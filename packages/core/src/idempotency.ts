@@ -175,9 +175,13 @@ export function readIdempotencyKey(get: HeaderSource): string | CogpayError | un
  * (SHA-256), so a store never holds a payer's secret and one payer's key never names another's
  * record.
  */
-export async function idempotencyScope(key: string, payment: PaymentHeaders): Promise<string> {
-  const material = utf8(`cogpay-idempotency\n${payment.address}\n${toBase64(payment.secret)}\n${key}`)
-  const digest = await globalThis.crypto.subtle.digest('SHA-256', new Uint8Array(material))
+export function idempotencyScope(key: string, payment: PaymentHeaders): Promise<string> {
+  return sha256(`cogpay-idempotency\n${payment.address}\n${toBase64(payment.secret)}\n${key}`)
+}
+
+/** @internal SHA-256 of a text, base64 (Web Crypto: any runtime). */
+export async function sha256(text: string): Promise<string> {
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', new Uint8Array(utf8(text)))
   return toBase64(new Uint8Array(digest))
 }
 

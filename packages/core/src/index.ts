@@ -60,6 +60,7 @@ export {
   createPaywall,
   encodeBody,
   requestFingerprint,
+  groupHeaders,
   type Paywall,
   type PaywallInput,
   type PaywallOptions,

@@ -172,17 +172,21 @@ export class Meter {
   }
 
   /** Writes the final message (naming the refund), closes the stream, then pays the refund back. */
-  #end(final: StreamFinal, failed: boolean): void {
+  #end(ending: StreamFinal, failed: boolean): void {
+    let final = ending
     if (this.#ended) return
     this.#ended = true
+    // Nothing more moves: a prepaid window still being paid stops here, so the totals below are final.
+    this.#stream.freeze?.()
+    final = { ...final, paid: this.paid }
     // Only what arrived on this stream can be paid back (a credit was paid, and kept, before).
     const paid = this.#stream.received
     let refund = this.#refundDue
     if (this.#refund && this.#refundPolicy === 'on-error') {
-      // A failed response: none of it was delivered whole. Otherwise: what was prepaid for work never done.
+      // A failed response: none of it was delivered whole. Otherwise: what was prepaid for work
+      // never done, on top of what the handler refunded itself.
       const excess = final.paid > this.charged ? final.paid - this.charged : 0n
-      const auto = failed ? paid : excess
-      if (auto > refund) refund = auto
+      refund = failed ? paid : refund + excess
     }
     if (refund > paid) refund = paid
     if (!this.#refund || refund === 0n) {

@@ -9,6 +9,7 @@ import {
   idempotencyOptions,
   idempotencyScope,
   readIdempotencyKey,
+  sha256,
   type IdempotencyOptions,
   type IdempotencyRecord,
   type IdempotencyStore,
@@ -41,6 +42,18 @@ export interface PaywallInput<Req> {
    * (see {@link requestFingerprint}). Without it, every request with a key counts as the same.
    */
   readonly fingerprint?: string
+}
+
+/** @internal A replayed response's headers, by name (a header sent several times keeps each value, as Set-Cookie). */
+export function groupHeaders(headers: readonly (readonly [string, string])[]): Map<string, string[]> {
+  const grouped = new Map<string, string[]>()
+  for (const [name, value] of headers) {
+    const key = name.toLowerCase()
+    const values = grouped.get(key)
+    if (values) values.push(value)
+    else grouped.set(key, [value])
+  }
+  return grouped
 }
 
 /** A request's fingerprint for idempotency: method, path and query, and body length. */
@@ -157,20 +170,27 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
       const retry = await idempotentRetry(idempotency, input, parsed.headers)
       if (retry.type === 'outcome') return retry.outcome
       const record = retry.keeper
-      if (retry.type === 'paid') {
-        // Paid before, its response not kept: serve it again as paid, without a payment.
-        const { earlier } = retry
-        const receipt = { requestId, price: BigInt(earlier.price ?? amount), paid: BigInt(earlier.paid ?? 0), asset }
+      // A retry of a request paid before (its response not kept): what it paid, net of refunds,
+      // is a credit. Enough for the price as it is now: served as paid, without a payment.
+      // Not enough (a refund cut short, or a price that has grown): only the difference is asked.
+      const credit = retry.type === 'paid' ? BigInt(retry.earlier.paid ?? 0) : 0n
+      if (retry.type === 'paid' && credit >= amount) {
+        const receipt = { requestId, price: amount, paid: credit, asset }
         return proceed(receipt, { replayed: true, keeper: record!, replayBytes: idempotency!.maxReplayBytes })
       }
+      // What the record must say if this attempt ends with nothing more kept: the credit, or nothing.
+      const keepOnly = (kept: bigint) =>
+        credit + kept > 0n
+          ? record?.done({ requestId, price: amount, paid: credit + kept, asset })
+          : record?.forget()
       try {
         const collection = await receiver.collect({
           payment: parsed.headers,
-          amount,
+          amount: amount - credit,
           ...(input.signal ? { signal: input.signal } : {}),
           ...(input.client ? { client: input.client } : {}),
         })
-        const receipt = { requestId, price: amount, paid: collection.paid, asset: collection.asset }
+        const receipt = { requestId, price: amount, paid: credit + collection.paid, asset: collection.asset }
         const refund =
           policy === 'on-error' && receiver.refund
             ? () => receiver.refund!({ payment: parsed.headers, amount: collection.paid })
@@ -184,13 +204,14 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
         // Part of the price may have arrived before it failed (`received` on the error): it is
         // paid back, the same as a failed handler's price.
         const partial = (err as { received?: unknown } | null)?.received
+        const arrived = typeof partial === 'bigint' ? partial : 0n
         const refunding =
-          policy === 'on-error' && receiver.refund && typeof partial === 'bigint' && partial > 0n
-            ? receiver.refund({ payment: parsed.headers, amount: partial }).catch(() => 0n)
-            : undefined
-        // Nothing was kept: a retry pays as new (once the refund has been sent, if any).
-        if (refunding) void refunding.then(() => record?.forget())
-        else void record?.forget()
+          policy === 'on-error' && receiver.refund && arrived > 0n
+            ? receiver.refund({ payment: parsed.headers, amount: arrived }).catch(() => 0n)
+            : Promise.resolve(0n)
+        // Its record keeps what was paid and not given back (a retry is asked only the rest), or
+        // goes: a retry pays as new. Written once the refund has been sent.
+        void refunding.then((back) => keepOnly(arrived - back))
         const error = isCogpayError(err)
           ? err
           : new CogpayError(ErrorCodes.PAYMENT_FAILED, 'the payment failed on the server side', {
@@ -228,10 +249,12 @@ export async function idempotentRetry(
   const key = readIdempotencyKey(input.headers)
   if (key instanceof CogpayError) return { type: 'outcome', outcome: respondWithError(key) }
   if (key === undefined) return { type: 'new', keeper: undefined }
-  const fingerprint = input.fingerprint ?? ''
   let keeper: RecordKeeper
   let earlier: IdempotencyRecord | undefined
+  let fingerprint: string
   try {
+    // Hashed: a store keeps 44 characters per request, however long its URL.
+    fingerprint = await sha256(input.fingerprint ?? '')
     const scope = await idempotencyScope(key, payment)
     keeper = new RecordKeeper(idempotency.store, scope, fingerprint, idempotency.ttlMs)
     earlier = await idempotency.store.begin(scope, fingerprint, idempotency.ttlMs)
@@ -348,9 +371,13 @@ function proceed(
       if (!refunding) settle(0n)
       if (!keeper) return
       if (served) return void keeper.done(receipt, response)
-      // Not served. Refunded in full: forget it, so a retry pays as new. Otherwise the payer paid
-      // and got nothing (or not all) back: a retry is served as already paid.
-      void refunded.then((back) => (back > 0n && back >= receipt.paid ? keeper.forget() : keeper.done(receipt)))
+      // Not served. Its record keeps what was paid and not given back: a retry is served as paid
+      // when that covers the price, and asked only the rest when it does not. Nothing kept: it
+      // goes, and a retry pays as new.
+      void refunded.then((back) => {
+        const kept = receipt.paid - back
+        return kept > 0n ? keeper.done({ ...receipt, paid: kept }) : keeper.forget()
+      })
     },
   }
 }

@@ -63,6 +63,11 @@ export interface PaymentStream {
    */
   readonly stopped: Promise<CogpayError>
   /**
+   * Stops accepting money beyond what has arrived: what is asked drops to what was received, so a
+   * prepay window still being paid moves nothing more. A meter freezes its stream as it ends.
+   */
+  freeze?(): void
+  /**
    * Ends the stream, first telling the payer how the response ended (metered streams). Idempotent.
    */
   close(final?: StreamFinal): void

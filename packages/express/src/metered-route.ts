@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { Buffer } from 'node:buffer'
-import { createMetering, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
+import { createMetering, groupHeaders, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
 import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
 import { respond } from './respond.js'
@@ -34,7 +34,8 @@ export function meteredRoute(options: MeteredRouteOptions = {}): RequestHandler 
     if (outcome.type === 'respond') return respond(res, outcome)
     if (outcome.type === 'replay') {
       res.status(outcome.status)
-      for (const [name, value] of outcome.headers) res.append(name, value)
+      // Set, not appended: what middleware before this one set again on the retry is not doubled.
+      for (const [name, values] of groupHeaders(outcome.headers)) res.setHeader(name, values.length === 1 ? values[0]! : values)
       res.end(Buffer.from(outcome.body))
       return
     }

@@ -36,7 +36,9 @@ export interface Payment {
   /**
    * Set when the server did not charge this attempt because it is a retry of one already paid
    * (same `Idempotency-Key`): `'response'`, the first attempt's stored response sent again;
-   * `'payment'`, served again as already paid.
+   * `'payment'`, served again as already paid. This is what the server says (`Cogpay-Replayed`);
+   * `spent` is what was paid for this call (a retry inside it, by an HTTP client such as undici's
+   * RetryAgent, included).
    */
   readonly replayed?: 'response' | 'payment'
   readonly intervalMs?: number

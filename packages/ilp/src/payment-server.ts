@@ -282,9 +282,10 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
           outcome = await (await this.#socketFor(address, secret)).refund(requestId, left, timeoutMs)
         }
         sent += outcome.sent
-        // The payer said no (an unknown request, nothing left to refund): trying again changes nothing.
-        if (outcome.refused) break
-        if (outcome.sent === 0n) this.#forgetSocket(address, secret)
+        // The payer said no (an unknown request, nothing left to refund), or took what it accepts:
+        // trying again changes nothing. Only a refund that moved nothing is tried again.
+        if (outcome.refused || outcome.sent > 0n) break
+        this.#forgetSocket(address, secret)
       }
       this.refunded += sent
       const fields = { requestId, payer: address, amount: request.amount.toString(), refunded: sent.toString() }

@@ -322,6 +322,19 @@ export class SocketStream implements PaymentStream {
     }
   }
 
+  /**
+   * Lowers the receive max to what has arrived (ilp-protocol-stream only raises it through its
+   * API, so this sets its private field and tells the send loop), so the payer's prepaid window
+   * stops: a packet on its way is turned away for the max rather than kept unasked-for.
+   */
+  freeze(): void {
+    if (this.stream.destroyed) return
+    const internals = this.stream as unknown as { _receiveMax: unknown; _totalReceived: unknown; emit(event: string): void }
+    internals._receiveMax = internals._totalReceived
+    this.#asked = this.received
+    internals.emit('_maybe_start_send_loop')
+  }
+
   onMoney(listener: (received: bigint) => void): () => void {
     const onMoney = () => listener(this.received)
     this.stream.on('money', onMoney)

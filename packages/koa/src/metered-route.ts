@@ -1,6 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
 import { Buffer } from 'node:buffer'
-import { createMetering, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
+import { createMetering, groupHeaders, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
 import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
 import { respond } from './respond.js'
@@ -29,7 +29,8 @@ export function meteredRoute(options: MeteredRouteOptions = {}): Middleware {
     if (outcome.type === 'respond') return respond(ctx, outcome)
     if (outcome.type === 'replay') {
       ctx.status = outcome.status
-      for (const [name, value] of outcome.headers) ctx.append(name, value)
+      // Set, not appended: what middleware before this one set again on the retry is not doubled.
+      for (const [name, values] of groupHeaders(outcome.headers)) ctx.set(name, values.length === 1 ? values[0]! : values)
       ctx.body = Buffer.from(outcome.body)
       return
     }
