@@ -18,7 +18,7 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const fixtures = join(root, 'test', 'consumer')
 const exec = promisify(execFile)
 /** The publishable packages: every folder under packages/. */
-const PACKAGES = ['cli', 'core', 'express', 'fetch', 'hosting', 'ilp', 'koa', 'testnet']
+const PACKAGES = ['cli', 'core', 'express', 'fetch', 'hosting', 'ilp', 'koa', 'stream', 'testnet']
 
 let dir: string
 let packs: string
