@@ -25,6 +25,13 @@ export interface TestnetOptions {
   assetScale?: number
   /** Where the connector's own log goes. Default: discarded. */
   log?: NodeJS.WritableStream
+  /**
+   * A second asset, on a BTP server of its own (children get `<ilpAddress>.second.<name>`, URIs
+   * from `testnet.secondUri()`): payments between the two go through the connector's rate, which
+   * is the ratio of the scales (`10^(to - from)`) less `spread`. With it, every route, the
+   * same-asset ones included, pays `1 - spread`.
+   */
+  second?: { assetCode: string; assetScale: number; spread?: number }
 }
 
 /** A running embedded ILP network: one connector, one mini-accounts BTP server. */
@@ -41,6 +48,10 @@ export interface Testnet {
    * sends a packet to every socket logged in under the same name), so give each client its own.
    */
   uri(name?: string): string
+  /** The second asset, when it was asked for: its code, scale, port and child prefix. */
+  readonly second?: { readonly assetCode: string; readonly assetScale: number; readonly port: number; readonly childPrefix: string }
+  /** A BTP URI for a new child account in the second asset (throws without one). */
+  secondUri(name?: string): string
   /** Stops the connector and closes every BTP socket. */
   close(): Promise<void>
 }
@@ -67,7 +78,7 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
     ilpAddress,
     // The default backend fetches rates from the internet; one asset needs none.
     backend: 'one-to-one',
-    spread: 0,
+    spread: options.second?.spread ?? 0,
     store: 'memory',
     initialConnectTimeout: 2000,
     accounts: {
@@ -84,24 +95,29 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
           wsOpts: { host, port: options.port ?? 0 },
         },
       },
+      ...(options.second
+        ? {
+            second: {
+              relation: 'child',
+              plugin: 'ilp-plugin-mini-accounts',
+              assetCode: options.second.assetCode,
+              assetScale: options.second.assetScale,
+              rateLimit: { refillPeriod: 1000, refillCount: 1_000_000_000, capacity: 1_000_000_000 },
+              options: { wsOpts: { host, port: 0 } },
+            },
+          }
+        : {}),
     },
   } as Parameters<typeof createApp>[0])
 
   await connector.listen()
-  const plugin = connector.getPlugin('local') as unknown as {
-    _wss?: { address(): AddressInfo | string | null } | null
+  const port = await boundPort(connector, 'local')
+  const secondPort = options.second ? await boundPort(connector, 'second') : undefined
+  const hostPart = host.includes(':') ? `[${host}]` : host
+  const uriOn = (listening: number, name: string) => {
+    const account = `${name}${randomBytes(4).toString('hex')}`.replace(/[^a-zA-Z0-9_~-]/g, '')
+    return `btp+ws://${account}:${randomBytes(8).toString('hex')}@${hostPart}:${listening}`
   }
-  // listen() resolves before the plugin has bound its socket; wait for it, boundedly.
-  let address = plugin._wss?.address()
-  for (let waited = 0; !address && waited < 5000; waited += 5) {
-    await new Promise((resolve) => setTimeout(resolve, 5))
-    address = plugin._wss?.address()
-  }
-  if (!address || typeof address === 'string') {
-    await connector.shutdown()
-    throw new Error('testnet: the BTP server did not start listening')
-  }
-  const port = address.port
 
   return {
     port,
@@ -110,12 +126,39 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
     assetScale,
     childPrefix: `${ilpAddress}.local`,
     uri(name = 'client') {
-      const account = `${name}${randomBytes(4).toString('hex')}`.replace(/[^a-zA-Z0-9_~-]/g, '')
-      const hostPart = host.includes(':') ? `[${host}]` : host
-      return `btp+ws://${account}:${randomBytes(8).toString('hex')}@${hostPart}:${port}`
+      return uriOn(port, name)
+    },
+    ...(options.second && secondPort !== undefined
+      ? {
+          second: {
+            assetCode: options.second.assetCode,
+            assetScale: options.second.assetScale,
+            port: secondPort,
+            childPrefix: `${ilpAddress}.second`,
+          },
+        }
+      : {}),
+    secondUri(name = 'client') {
+      if (secondPort === undefined) throw new Error('testnet: started without a second asset')
+      return uriOn(secondPort, name)
     },
     async close() {
       await connector.shutdown()
     },
   }
+}
+
+/** The port a mini-accounts account of the connector has bound (listen() resolves before it has). */
+async function boundPort(connector: { getPlugin(id: string): unknown; shutdown(): Promise<void> }, account: string): Promise<number> {
+  const plugin = connector.getPlugin(account) as { _wss?: { address(): AddressInfo | string | null } | null }
+  let address = plugin._wss?.address()
+  for (let waited = 0; !address && waited < 5000; waited += 5) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    address = plugin._wss?.address()
+  }
+  if (!address || typeof address === 'string') {
+    await connector.shutdown()
+    throw new Error(`testnet: the BTP server of ${account} did not start listening`)
+  }
+  return address.port
 }
