@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { meteredRoute, paidRoute as expressPaid } from '@cogpay/express'
 import { paidRoute as koaPaid } from '@cogpay/koa'
 import { createPlugin } from '@cogpay/ilp'
-import { ErrorCodes, Headers, paymentRequestHeaders, type Meter } from '@cogpay/core'
+import { ErrorCodes, Headers, MemoryIdempotencyStore, paymentRequestHeaders, type Meter } from '@cogpay/core'
 import { createPayFetch, getPayment, type FetchFunction } from '@cogpay/fetch'
 import { listen, startNetwork, type Network } from './support/network.ts'
 import { until } from './support/wait.ts'
@@ -167,6 +167,32 @@ describe('idempotent retries: one logical request, one payment', () => {
     expect(served).toBeLessThanOrEqual(3)
     expect(statuses.filter((s) => s !== 200).every((s) => s === 409 || s === 422)).toBe(true)
     expect((runs.get('big') ?? 0) - before).toBe(statuses.filter((s) => s === 200).length)
+  })
+
+  it('a running record is kept alive while its attempt runs, past its running TTL (so a crashed server frees the key within that TTL)', async () => {
+    const app = express()
+    const store = new MemoryIdempotencyStore()
+    let finish: () => void = () => {}
+    app.post('/long', expressPaid(10n, { receiver: net.receiver, idempotency: { store, runningTtlMs: 300 } }), async (_req, res) => {
+      await new Promise<void>((resolve) => (finish = resolve))
+      res.send('long done')
+    })
+    const long = await listen(app)
+    try {
+      const payFetch = createPayFetch({ payer: net.payer, maxSpend: 100n })
+      const first = payFetch(`${long.url}/long`, { method: 'POST', idempotencyKey: 'long-key-0001' })
+      await until(() => store.size === 1, 2000)
+      // Three running TTLs later the attempt still runs: its record was written again meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 900))
+      const retry = await payFetch(`${long.url}/long`, { method: 'POST', idempotencyKey: 'long-key-0001' })
+      expect(retry.status).toBe(409)
+      await retry.text()
+      finish()
+      expect(await (await first).text()).toBe('long done')
+    } finally {
+      finish()
+      await long.close()
+    }
   })
 
   it('a retry while the first attempt is still running gets 409 COGPAY_IDEMPOTENCY_IN_PROGRESS, and pays nothing', async () => {

@@ -24,7 +24,8 @@ import type { HeaderSource } from './wire.js'
 export interface IdempotencyStore {
   /**
    * Atomically: when `key` has no record, stores `{ state: 'running', fingerprint }` for `ttlMs`
-   * and resolves `undefined`; otherwise resolves the record it has.
+   * (the running TTL: the server writes it again with `complete` while the attempt runs) and
+   * resolves `undefined`; otherwise resolves the record it has.
    */
   begin(key: string, fingerprint: string, ttlMs: number): Promise<IdempotencyRecord | undefined>
   /**
@@ -127,8 +128,14 @@ export function defaultStore(): MemoryIdempotencyStore {
 export interface IdempotencyOptions {
   /** Where records are kept. Default: one {@link MemoryIdempotencyStore} per process, shared by every route. */
   readonly store?: IdempotencyStore
-  /** How long a finished record is kept (and a running one at most). Default 24 h. */
+  /** How long a finished record is kept. Default 24 h. */
   readonly ttlMs?: number
+  /**
+   * How long the record of an attempt still under way lasts without news: the server writes it
+   * again every third of this while the attempt runs, so a server that crashed mid-attempt frees
+   * the key (its retries stop getting 409) within this. Default 60 s.
+   */
+  readonly runningTtlMs?: number
   /** Largest response body kept for replay, in bytes; a larger one is served as paid on a retry. Default 64 KiB. */
   readonly maxReplayBytes?: number
   /**
@@ -196,6 +203,10 @@ export function idempotencyOptions(value: IdempotencyOptions | false | undefined
   if (!Number.isSafeInteger(maxReplayBytes) || maxReplayBytes < 0) {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.maxReplayBytes must be an integer >= 0, got ${maxReplayBytes}`)
   }
+  const runningTtlMs = value?.runningTtlMs ?? 60_000
+  if (!Number.isSafeInteger(runningTtlMs) || runningTtlMs < 3) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.runningTtlMs must be an integer >= 3, got ${runningTtlMs}`)
+  }
   const maxReplays = value?.maxReplays ?? 3
   if (!Number.isSafeInteger(maxReplays) || maxReplays < 0) {
     throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.maxReplays must be an integer >= 0, got ${maxReplays}`)
@@ -206,5 +217,5 @@ export function idempotencyOptions(value: IdempotencyOptions | false | undefined
       throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `idempotency.store must implement begin(), claim(), complete() and forget()`)
     }
   }
-  return { store, ttlMs, maxReplayBytes, maxReplays }
+  return { store, ttlMs, runningTtlMs, maxReplayBytes, maxReplays }
 }

@@ -256,12 +256,15 @@ export async function idempotentRetry(
     // Hashed: a store keeps 44 characters per request, however long its URL.
     fingerprint = await sha256(input.fingerprint ?? '')
     const scope = await idempotencyScope(key, payment)
-    keeper = new RecordKeeper(idempotency.store, scope, fingerprint, idempotency.ttlMs)
-    earlier = await idempotency.store.begin(scope, fingerprint, idempotency.ttlMs)
+    keeper = new RecordKeeper(idempotency.store, scope, fingerprint, idempotency.ttlMs, idempotency.runningTtlMs)
+    earlier = await idempotency.store.begin(scope, fingerprint, idempotency.runningTtlMs)
   } catch (err) {
     return { type: 'outcome', outcome: { type: 'fail', error: storeFailed(err) } }
   }
-  if (!earlier) return { type: 'new', keeper }
+  if (!earlier) {
+    keeper.hold({ state: 'running', fingerprint })
+    return { type: 'new', keeper }
+  }
   if (earlier.fingerprint !== fingerprint) return { type: 'outcome', outcome: respondWithError(keyReused()) }
   if (earlier.state === 'running') return { type: 'outcome', outcome: respondWithError(inProgress()) }
   if (earlier.response) {
@@ -282,7 +285,7 @@ export async function idempotentRetry(
   // Claim it first, so that two such retries at once never both run; a few times at most.
   let claimed: IdempotencyRecord | undefined
   try {
-    claimed = await idempotency.store.claim(keeper.scope, idempotency.ttlMs)
+    claimed = await idempotency.store.claim(keeper.scope, idempotency.runningTtlMs)
   } catch (err) {
     return { type: 'outcome', outcome: { type: 'fail', error: storeFailed(err) } }
   }
@@ -293,6 +296,7 @@ export async function idempotentRetry(
     return { type: 'outcome', outcome: respondWithError(replaysExhausted(idempotency.maxReplays)) }
   }
   keeper.replays = replays + 1
+  keeper.hold({ ...claimed, state: 'running' })
   return { type: 'paid', keeper, earlier: claimed }
 }
 
@@ -387,14 +391,35 @@ export class RecordKeeper {
   /** Times this record's request has been served again as paid, this time included. */
   replays = 0
 
+  #heartbeat: ReturnType<typeof setInterval> | undefined
+
   constructor(
     readonly store: IdempotencyStore,
     readonly scope: string,
     readonly fingerprint: string,
     readonly ttlMs: number,
+    readonly runningTtlMs: number,
   ) {}
 
+  /**
+   * Keeps `record` (a running one) alive while the attempt runs: written again every third of
+   * `runningTtlMs`, so that a server that crashes mid-attempt frees the key within `runningTtlMs`
+   * rather than the whole TTL.
+   */
+  hold(record: IdempotencyRecord): void {
+    this.#stop()
+    const every = Math.max(1, Math.floor(this.runningTtlMs / 3))
+    this.#heartbeat = setInterval(() => void this.store.complete(this.scope, record, this.runningTtlMs).catch(() => {}), every)
+    this.#heartbeat.unref?.()
+  }
+
+  #stop(): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat)
+    this.#heartbeat = undefined
+  }
+
   done(receipt: PaymentReceipt, response?: StoredResponse): Promise<void> {
+    this.#stop()
     const record = {
       state: 'done' as const,
       fingerprint: this.fingerprint,
@@ -408,10 +433,12 @@ export class RecordKeeper {
 
   /** Puts back a record claimed and not used. */
   restore(record: IdempotencyRecord): Promise<void> {
+    this.#stop()
     return this.store.complete(this.scope, record, this.ttlMs).catch(() => {})
   }
 
   forget(): Promise<void> {
+    this.#stop()
     return this.store.forget(this.scope).catch(() => {})
   }
 }
