@@ -55,3 +55,21 @@ export function captureResponse(res: ServerResponse, maxBytes: number): () => St
     return { status: res.statusCode, headers, body: new Uint8Array(Buffer.concat(chunks)) }
   }
 }
+
+/**
+ * Calls `finish` once `res` is done: whether it was served in full (sent to its end with a status
+ * below 500; a handler that threw is a 500 here), the response as sent when `replayBytes` asks to
+ * keep it (see {@link captureResponse}; only for a served one), and whether its headers went out.
+ * What every paid and metered adapter on node:http does at the end of a response.
+ */
+export function whenResponseDone(
+  res: ServerResponse,
+  replayBytes: number | undefined,
+  finish: (served: boolean, response: StoredResponse | undefined, headersSent: boolean) => void,
+): void {
+  const sent = replayBytes === undefined ? undefined : captureResponse(res, replayBytes)
+  res.once('close', () => {
+    const served = res.writableFinished && res.statusCode < 500
+    finish(served, served ? sent?.() : undefined, res.headersSent)
+  })
+}

@@ -140,13 +140,10 @@ export function createMetering<Req>(options: MeteringOptions<Req>): Metering<Req
             if (!keeper) return
             // Its record: done with what the logical request has paid in all (any credit included),
             // unless all that arrived on this stream went back (a failure refunded: retry as new).
-            const asset = stream.asset
-            const receipt = (paid: bigint) => ({ requestId: parsed.headers.requestId, price: meter.charged, paid, asset })
-            void meter.refunded.then((back) => {
-              const paid = meter.paid - back
-              if (paid === 0n && credit === 0n) return keeper.forget()
-              return keeper.done(receipt(paid), served ? response : undefined)
-            })
+            const { requestId } = parsed.headers
+            void meter.refunded.then((back) =>
+              keeper.keep({ requestId, price: meter.charged, paid: meter.paid - back, asset: stream.asset }, served ? response : undefined),
+            )
           },
         }
       } catch (err) {

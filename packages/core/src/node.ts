@@ -3,4 +3,4 @@
 export { FileLeaseStore } from './file-lease-store.js'
 export { beforeHeaders } from './before-headers.js'
 export { clientGone } from './client-gone.js'
-export { captureResponse } from './capture-response.js'
+export { captureResponse, whenResponseDone } from './capture-response.js'

@@ -178,11 +178,6 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
         const receipt = { requestId, price: amount, paid: credit, asset }
         return proceed(receipt, { replayed: true, keeper: record!, replayBytes: idempotency!.maxReplayBytes })
       }
-      // What the record must say if this attempt ends with nothing more kept: the credit, or nothing.
-      const keepOnly = (kept: bigint) =>
-        credit + kept > 0n
-          ? record?.done({ requestId, price: amount, paid: credit + kept, asset })
-          : record?.forget()
       try {
         const collection = await receiver.collect({
           payment: parsed.headers,
@@ -211,7 +206,7 @@ export function createPaywall<Req>(price: PriceSpec<Req>, options: PaywallOption
             : Promise.resolve(0n)
         // Its record keeps what was paid and not given back (a retry is asked only the rest), or
         // goes: a retry pays as new. Written once the refund has been sent.
-        void refunding.then((back) => keepOnly(arrived - back))
+        void refunding.then((back) => record?.keep({ requestId, price: amount, paid: credit + arrived - back, asset }))
         const error = isCogpayError(err)
           ? err
           : new CogpayError(ErrorCodes.PAYMENT_FAILED, 'the payment failed on the server side', {
@@ -378,10 +373,7 @@ function proceed(
       // Not served. Its record keeps what was paid and not given back: a retry is served as paid
       // when that covers the price, and asked only the rest when it does not. Nothing kept: it
       // goes, and a retry pays as new.
-      void refunded.then((back) => {
-        const kept = receipt.paid - back
-        return kept > 0n ? keeper.done({ ...receipt, paid: kept }) : keeper.forget()
-      })
+      void refunded.then((back) => keeper.keep({ ...receipt, paid: receipt.paid - back }))
     },
   }
 }
@@ -429,6 +421,15 @@ export class RecordKeeper {
       ...(this.replays > 0 ? { replays: this.replays } : {}),
     }
     return this.store.complete(this.scope, record, this.ttlMs).catch(() => {})
+  }
+
+  /**
+   * The attempt is over: its record keeps what the payer paid for it and did not get back
+   * (`receipt.paid`), and the response when it was kept; with nothing paid it goes, and a retry
+   * pays as new.
+   */
+  keep(receipt: PaymentReceipt, response?: StoredResponse): Promise<void> {
+    return receipt.paid > 0n ? this.done(receipt, response) : this.forget()
   }
 
   /** Puts back a record claimed and not used. */

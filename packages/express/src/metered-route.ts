@@ -1,9 +1,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { Buffer } from 'node:buffer'
-import { createMetering, groupHeaders, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
-import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
+import { createMetering, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
+import { beforeHeaders, clientGone, whenResponseDone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
-import { respond } from './respond.js'
+import { replay, respond } from './respond.js'
 
 /** Options for {@link meteredRoute}. */
 export type MeteredRouteOptions = Options<Request>
@@ -32,22 +31,11 @@ export function meteredRoute(options: MeteredRouteOptions = {}): RequestHandler 
     }
     if (outcome.type === 'fail') return next(outcome.error)
     if (outcome.type === 'respond') return respond(res, outcome)
-    if (outcome.type === 'replay') {
-      res.status(outcome.status)
-      // Set, not appended: what middleware before this one set again on the retry is not doubled.
-      for (const [name, values] of groupHeaders(outcome.headers)) res.setHeader(name, values.length === 1 ? values[0]! : values)
-      res.end(Buffer.from(outcome.body))
-      return
-    }
+    if (outcome.type === 'replay') return replay(res, outcome)
     res.set(outcome.headers)
     beforeHeaders(res, outcome.totals)
     res.locals.meter = outcome.meter
-    const sent = outcome.replayBytes === undefined ? undefined : captureResponse(res, outcome.replayBytes)
-    // Served in full: sent to its end, and not an error (a handler that threw is a 500 here).
-    res.once('close', () => {
-      const served = res.writableFinished && res.statusCode < 500
-      outcome.finish(served, served ? sent?.() : undefined)
-    })
+    whenResponseDone(res, outcome.replayBytes, outcome.finish)
     next()
   }
 }

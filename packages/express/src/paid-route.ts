@@ -1,9 +1,8 @@
-import { Buffer } from 'node:buffer'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { createPaywall, groupHeaders, requestFingerprint, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
-import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
+import { createPaywall, requestFingerprint, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
+import { beforeHeaders, clientGone, whenResponseDone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
-import { respond } from './respond.js'
+import { replay, respond } from './respond.js'
 
 export type { PaidRouteOptions }
 
@@ -39,23 +38,13 @@ export function paidRoute(price: PriceSpec<Request>, options: PaidRouteOptions =
     }
     if (outcome.type === 'fail') return next(outcome.error)
     if (outcome.type === 'respond') return respond(res, outcome)
-    if (outcome.type === 'replay') {
-      res.status(outcome.status)
-      // Set, not appended: what middleware before this one set again on the retry is not doubled.
-      for (const [name, values] of groupHeaders(outcome.headers)) res.setHeader(name, values.length === 1 ? values[0]! : values)
-      res.end(Buffer.from(outcome.body))
-      return
-    }
+    if (outcome.type === 'replay') return replay(res, outcome)
     res.set(outcome.headers)
     res.locals.payment = outcome.receipt
     // A failure (5xx) says Cogpay-Refund as its headers go out, and is refunded; so is a response cut
     // off before its headers went out (not one cut mid-body: a client may hang up on purpose).
     beforeHeaders(res, () => outcome.beforeHeaders(res.statusCode))
-    const sent = outcome.replayBytes === undefined ? undefined : captureResponse(res, outcome.replayBytes)
-    res.once('close', () => {
-      const served = res.writableFinished && res.statusCode < 500
-      outcome.finish(served, served ? sent?.() : undefined, res.headersSent)
-    })
+    whenResponseDone(res, outcome.replayBytes, outcome.finish)
     next()
   }
 }

@@ -147,7 +147,8 @@ class Pending implements PendingPayment {
   readonly leases: PayerLease[] = []
   finished = false
   final: StreamFinal | undefined
-  readonly #finalArrived = new EventEmitter()
+  /** The final message, a refund stream closing, the stream arriving: what this request's waits wait on. */
+  readonly #events = new EventEmitter()
 
   constructor(
     readonly requestId: string,
@@ -164,7 +165,7 @@ class Pending implements PendingPayment {
     const final = decodeFinal(line)
     if (final && !this.final) {
       this.final = final
-      this.#finalArrived.emit('final')
+      this.#events.emit('final')
     }
   }
 
@@ -177,8 +178,8 @@ class Pending implements PendingPayment {
       let stream: DataAndMoneyStream | undefined
       const done = () => {
         clearTimeout(timer)
-        this.#finalArrived.removeListener('final', done)
-        this.#finalArrived.removeListener('stream', watch)
+        this.#events.removeListener('final', done)
+        this.#events.removeListener('stream', watch)
         stream?.removeListener('close', done)
         resolve(this.final)
       }
@@ -187,16 +188,16 @@ class Pending implements PendingPayment {
         stream?.once('close', done)
       }
       const timer = setTimeout(done, timeoutMs)
-      this.#finalArrived.once('final', done)
+      this.#events.once('final', done)
       if (this.stream) watch()
-      else this.#finalArrived.once('stream', watch)
+      else this.#events.once('stream', watch)
     })
   }
 
   /** Called when this request's payment stream is matched. */
   attached(stream: DataAndMoneyStream): void {
     this.stream = stream
-    this.#finalArrived.emit('stream')
+    this.#events.emit('stream')
   }
 
   waitRefund(timeoutMs: number): Promise<bigint> {
@@ -206,12 +207,12 @@ class Pending implements PendingPayment {
       const finish = () => {
         if (!done() && Date.now() < deadline) return
         clearTimeout(timer)
-        this.#finalArrived.removeListener('refund', finish)
+        this.#events.removeListener('refund', finish)
         resolve(this.refunded)
       }
       const deadline = Date.now() + timeoutMs
       const timer = setTimeout(finish, timeoutMs)
-      this.#finalArrived.on('refund', finish)
+      this.#events.on('refund', finish)
     })
   }
 
@@ -230,7 +231,7 @@ class Pending implements PendingPayment {
     stream.once('close', () => {
       this.refundStream = undefined
       this.refundsClosed++
-      this.#finalArrived.emit('refund')
+      this.#events.emit('refund')
     })
     closeAfterGrace(stream)
   }

@@ -274,13 +274,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
         if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 1000).unref())
         const left = request.amount - sent
         const timeoutMs = Math.min(this.#options.paymentTimeoutMs, 3000)
-        let outcome
-        try {
-          outcome = await (await this.#socketFor(address, secret)).refund(requestId, left, timeoutMs)
-        } catch (err) {
-          if (!(err instanceof SocketFullError)) throw err
-          outcome = await (await this.#socketFor(address, secret)).refund(requestId, left, timeoutMs)
-        }
+        const outcome = await this.#onSocket(address, secret, (socket) => socket.refund(requestId, left, timeoutMs))
         sent += outcome.sent
         // The payer said no (an unknown request, nothing left to refund), or took what it accepts:
         // trying again changes nothing. Only a refund that moved nothing is tried again.
@@ -304,15 +298,11 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
    */
   async openLease(request: OpenLeaseRequest): Promise<LeaseStream> {
     const { address, secret, requestId } = request.payment
-    const open = async () => (await this.#socketFor(address, secret)).openLeaseStream(requestId, request.lease)
     await this.#checkPayer(address)
     const release = this.#admit(request.payment, undefined)
     let paying
     try {
-      paying = await open()
-    } catch (err) {
-      if (!(err instanceof SocketFullError)) throw err
-      paying = await open()
+      paying = await this.#onSocket(address, secret, (socket) => socket.openLeaseStream(requestId, request.lease))
     } finally {
       release()
     }
@@ -332,12 +322,19 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   async #openStream(payment: PaymentHeaders, amount?: bigint): Promise<SocketStream> {
     const { address, secret, requestId } = payment
     await this.#checkPayer(address)
+    return this.#onSocket(address, secret, (socket) => socket.openStream(requestId, amount))
+  }
+
+  /**
+   * Runs `use` on the payer's socket (reused or new). When another request took the socket's last
+   * stream id since it was picked (`SocketFullError`), once more, on a new socket.
+   */
+  async #onSocket<T>(address: string, secret: Uint8Array, use: (socket: PaymentSocket) => T | Promise<T>): Promise<T> {
     try {
-      return (await this.#socketFor(address, secret)).openStream(requestId, amount)
+      return await use(await this.#socketFor(address, secret))
     } catch (err) {
-      // Another request took the socket's last stream id since we checked: once more, on a new socket.
       if (!(err instanceof SocketFullError)) throw err
-      return (await this.#socketFor(address, secret)).openStream(requestId, amount)
+      return use(await this.#socketFor(address, secret))
     }
   }
 

@@ -1,9 +1,8 @@
 import type { Context, Middleware, Next } from 'koa'
-import { Buffer } from 'node:buffer'
-import { createMetering, groupHeaders, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
-import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
+import { createMetering, requestFingerprint, type MeteredRouteOptions as Options } from '@cogpay/core'
+import { beforeHeaders, clientGone, whenResponseDone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
-import { respond } from './respond.js'
+import { replay, respond } from './respond.js'
 
 /** Options for {@link meteredRoute}. */
 export type MeteredRouteOptions = Options<Context>
@@ -27,22 +26,11 @@ export function meteredRoute(options: MeteredRouteOptions = {}): Middleware {
     })
     if (outcome.type === 'fail') throw outcome.error
     if (outcome.type === 'respond') return respond(ctx, outcome)
-    if (outcome.type === 'replay') {
-      ctx.status = outcome.status
-      // Set, not appended: what middleware before this one set again on the retry is not doubled.
-      for (const [name, values] of groupHeaders(outcome.headers)) ctx.set(name, values.length === 1 ? values[0]! : values)
-      ctx.body = Buffer.from(outcome.body)
-      return
-    }
+    if (outcome.type === 'replay') return replay(ctx, outcome)
     ctx.set(outcome.headers)
     beforeHeaders(ctx.res, outcome.totals)
     ctx.state.meter = outcome.meter
-    const sent = outcome.replayBytes === undefined ? undefined : captureResponse(ctx.res, outcome.replayBytes)
-    // Served in full: sent to its end, and not an error (a handler that threw is a 500 here).
-    ctx.res.once('close', () => {
-      const served = ctx.res.writableFinished && ctx.res.statusCode < 500
-      outcome.finish(served, served ? sent?.() : undefined)
-    })
+    whenResponseDone(ctx.res, outcome.replayBytes, outcome.finish)
     try {
       await next()
     } catch (err) {

@@ -1,9 +1,8 @@
-import { Buffer } from 'node:buffer'
 import type { Context, Middleware, Next } from 'koa'
-import { createPaywall, groupHeaders, requestFingerprint, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
-import { beforeHeaders, captureResponse, clientGone } from '@cogpay/core/node'
+import { createPaywall, requestFingerprint, type PaidRouteOptions, type PriceSpec } from '@cogpay/core'
+import { beforeHeaders, clientGone, whenResponseDone } from '@cogpay/core/node'
 import { defaultPaymentServer } from '@cogpay/ilp'
-import { respond } from './respond.js'
+import { replay, respond } from './respond.js'
 
 export type { PaidRouteOptions }
 
@@ -35,23 +34,13 @@ export function paidRoute(price: PriceSpec<Context>, options: PaidRouteOptions =
     })
     if (outcome.type === 'fail') throw outcome.error
     if (outcome.type === 'respond') return respond(ctx, outcome)
-    if (outcome.type === 'replay') {
-      ctx.status = outcome.status
-      // Set, not appended: what middleware before this one set again on the retry is not doubled.
-      for (const [name, values] of groupHeaders(outcome.headers)) ctx.set(name, values.length === 1 ? values[0]! : values)
-      ctx.body = Buffer.from(outcome.body)
-      return
-    }
+    if (outcome.type === 'replay') return replay(ctx, outcome)
     ctx.set(outcome.headers)
     ctx.state.payment = outcome.receipt
     // A failure (5xx) says Cogpay-Refund as its headers go out, and is refunded; so is a response cut
     // off before its headers went out (not one cut mid-body: a client may hang up on purpose).
     beforeHeaders(ctx.res, () => outcome.beforeHeaders(ctx.res.statusCode))
-    const sent = outcome.replayBytes === undefined ? undefined : captureResponse(ctx.res, outcome.replayBytes)
-    ctx.res.once('close', () => {
-      const served = ctx.res.writableFinished && ctx.res.statusCode < 500
-      outcome.finish(served, served ? sent?.() : undefined, ctx.res.headersSent)
-    })
+    whenResponseDone(ctx.res, outcome.replayBytes, outcome.finish)
     try {
       await next()
     } catch (err) {
