@@ -40,3 +40,26 @@ export {
   conditionFor,
   type StreamKeys,
 } from './crypto.js'
+export {
+  ONE as RATE_ONE,
+  exchangeRate,
+  convertFloor,
+  sourceFor,
+  compareRates,
+  formatRate,
+  type ExchangeRate,
+} from './exchange-rate.js'
+export type { DataPlugin, IlpPrepare, IlpReply } from './ilp.js'
+export { MoneyStream, type MoneyStreamEvents, type CloseInfo } from './money-stream.js'
+export {
+  Connection,
+  ConnectionClosedError,
+  StreamIdsExhaustedError,
+  connect,
+  createConnection,
+  type ConnectionOptions,
+  type ClientConnectionOptions,
+  type ConnectionEvents,
+  type StreamAsset,
+} from './connection.js'
+export { StreamListener, type ListenerOptions, type ListenerEvents, type StreamCredentials } from './listener.js'

@@ -2,6 +2,8 @@ import { createRequire } from 'node:module'
 import { Writable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { ExchangeRates } from './exchange-rates.js'
 
 // `import 'ilp-connector'` from ESM starts a second connector from environment variables,
 // because its entry file checks `!module.parent`. Loading it with require() sets module.parent.
@@ -27,11 +29,37 @@ export interface TestnetOptions {
   log?: NodeJS.WritableStream
   /**
    * A second asset, on a BTP server of its own (children get `<ilpAddress>.second.<name>`, URIs
-   * from `testnet.secondUri()`): payments between the two go through the connector's rate, which
-   * is the ratio of the scales (`10^(to - from)`) less `spread`. With it, every route, the
-   * same-asset ones included, pays `1 - spread`.
+   * from `testnet.secondUri()`): payments between the two go through the connector's rate.
    */
-  second?: { assetCode: string; assetScale: number; spread?: number }
+  second?: SecondAssetOptions
+  /**
+   * The largest Prepare the connector forwards from a child of the first asset, in its units: a
+   * larger one is rejected with F08 (Amount Too Large), with what arrived and this maximum in the
+   * reject's data (RFC 27), as a real connector on a small channel does. Default: no limit.
+   */
+  maxPacketAmount?: bigint
+}
+
+/** The second asset of {@link TestnetOptions.second}, and the connector's rate to it. */
+export interface SecondAssetOptions {
+  assetCode: string
+  assetScale: number
+  /**
+   * Units of the second asset that one unit of the first buys, in asset amounts (the scales are
+   * applied by the hub): with `assetCode: 'XRP'` first and `'USD'` second, `2.5` is 1 XRP = 2.5
+   * USD. The other way the rate is `1 / rate`. A Prepare of `amount` (in the sender's smallest
+   * units) arrives as `floor(amount × rate × 10^(to scale - from scale) × (1 - spread))`, the
+   * per-unit rate rounded to 15 significant digits as ilp-connector rounds its own. Change it
+   * while the network runs with `testnet.setRate()`. A finite number above 0. Default `1`: the
+   * ratio of the scales alone.
+   */
+  rate?: number
+  /**
+   * The connector's margin, taken off every route, the same-asset ones included (a payment from
+   * one child to another in the same asset arrives as `floor(amount × (1 - spread))`), as a real
+   * connector's spread is. Change it with `testnet.setSpread()`. In `[0, 1)`. Default `0`.
+   */
+  spread?: number
 }
 
 /** A running embedded ILP network: one connector, one mini-accounts BTP server. */
@@ -48,13 +76,37 @@ export interface Testnet {
    * sends a packet to every socket logged in under the same name), so give each client its own.
    */
   uri(name?: string): string
-  /** The second asset, when it was asked for: its code, scale, port and child prefix. */
-  readonly second?: { readonly assetCode: string; readonly assetScale: number; readonly port: number; readonly childPrefix: string }
+  /**
+   * The second asset, when it was asked for: its code, scale, port and child prefix, and the
+   * connector's rate (`rate`, `spread`) as it is now.
+   */
+  readonly second?: {
+    readonly assetCode: string
+    readonly assetScale: number
+    readonly port: number
+    readonly childPrefix: string
+    readonly rate: number
+    readonly spread: number
+  }
   /** A BTP URI for a new child account in the second asset (throws without one). */
   secondUri(name?: string): string
+  /**
+   * Changes {@link SecondAssetOptions.rate} (units of the second asset per unit of the first) for
+   * every Prepare the connector forwards from now on; a Prepare already forwarded keeps the amount
+   * it was given. Throws without a second asset, or for a rate that is not a finite number above 0.
+   */
+  setRate(rate: number): void
+  /**
+   * Changes {@link SecondAssetOptions.spread} for every Prepare the connector forwards from now on,
+   * on every route. Throws without a second asset, or for a spread outside `[0, 1)`.
+   */
+  setSpread(spread: number): void
   /** Stops the connector and closes every BTP socket. */
   close(): Promise<void>
 }
+
+/** The module ilp-connector require()s as its rate backend (it takes a backend only by name or path). */
+const connectorBackendPath = fileURLToPath(new URL('./connector-backend.cjs', import.meta.url))
 
 const discard = (): NodeJS.WritableStream =>
   new Writable({
@@ -73,12 +125,23 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
   const assetCode = options.assetCode ?? 'XRP'
   const assetScale = options.assetScale ?? 9
   connectorLog.setOutputStream(options.log ?? discard())
+  // Built before the connector, so that a bad rate or spread throws before anything listens.
+  const rates = options.second
+    ? new ExchangeRates(
+        { account: 'local', assetScale },
+        { account: 'second', assetScale: options.second.assetScale },
+        options.second.rate ?? 1,
+        options.second.spread ?? 0,
+      )
+    : undefined
 
   const connector = createApp({
     ilpAddress,
-    // The default backend fetches rates from the internet; one asset needs none.
-    backend: 'one-to-one',
-    spread: options.second?.spread ?? 0,
+    // The default backend fetches rates from the internet. One asset needs none: one-to-one, no
+    // spread. Two get ours, which the connector loads by path and asks for each Prepare's rate.
+    ...(rates
+      ? { backend: connectorBackendPath, backendConfig: { rates } }
+      : { backend: 'one-to-one', spread: 0 }),
     store: 'memory',
     initialConnectTimeout: 2000,
     accounts: {
@@ -90,6 +153,7 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
         // Every mini-accounts child shares this one connector account, and its token bucket:
         // the default of 10,000 packets a minute is far below what a paid API moves.
         rateLimit: { refillPeriod: 1000, refillCount: 1_000_000_000, capacity: 1_000_000_000 },
+        ...(options.maxPacketAmount === undefined ? {} : { maxPacketAmount: options.maxPacketAmount.toString() }),
         options: {
           // mini-accounts reports no bind error and no port: bind to port 0 and read it back.
           wsOpts: { host, port: options.port ?? 0 },
@@ -128,19 +192,33 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
     uri(name = 'client') {
       return uriOn(port, name)
     },
-    ...(options.second && secondPort !== undefined
+    ...(options.second && rates && secondPort !== undefined
       ? {
           second: {
             assetCode: options.second.assetCode,
             assetScale: options.second.assetScale,
             port: secondPort,
             childPrefix: `${ilpAddress}.second`,
+            get rate() {
+              return rates.rate
+            },
+            get spread() {
+              return rates.spread
+            },
           },
         }
       : {}),
     secondUri(name = 'client') {
       if (secondPort === undefined) throw new Error('testnet: started without a second asset')
       return uriOn(secondPort, name)
+    },
+    setRate(rate) {
+      if (!rates) throw new Error('testnet: started without a second asset, so there is no rate to set')
+      rates.setRate(rate)
+    },
+    setSpread(spread) {
+      if (!rates) throw new Error('testnet: started without a second asset, so there is no spread to set')
+      rates.setSpread(spread)
     },
     async close() {
       await connector.shutdown()

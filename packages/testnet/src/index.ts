@@ -1,4 +1,4 @@
-export { startTestnet, type Testnet, type TestnetOptions } from './hub.js'
+export { startTestnet, type Testnet, type TestnetOptions, type SecondAssetOptions } from './hub.js'
 export {
   faultyPlugin,
   type FaultyPlugin,

@@ -1,0 +1,1073 @@
+import { Buffer } from 'node:buffer'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { CloseCodes } from './close-codes.js'
+import { decryptPacket, deriveKeys, encryptPacket, conditionFor, fulfillmentFor, ENCRYPTION_OVERHEAD, type StreamKeys } from './crypto.js'
+import {
+  ONE,
+  compareRates,
+  convertFloor,
+  exchangeRate,
+  formatRate,
+  lessSlippage,
+  sourceFor,
+  type ExchangeRate,
+} from './exchange-rate.js'
+import type { Frame } from './frames.js'
+import {
+  deserializePrepare,
+  deserializeReply,
+  maxPacketAmountFromF08,
+  serializeFulfill,
+  serializePrepare,
+  serializeReject,
+  type DataPlugin,
+  type IlpPrepare,
+  type IlpReply,
+} from './ilp.js'
+import { MoneyStream, type CloseInfo, type DataSegment, type StreamOwner } from './money-stream.js'
+import { MAX_U64 } from './oer.js'
+import { IlpPacketTypes, type StreamPacket } from './packet.js'
+
+/** An asset: its code and scale (RFC 29's ConnectionAssetDetails). */
+export interface StreamAsset {
+  readonly code: string
+  readonly scale: number
+}
+
+/** Options every connection takes, in either role. */
+export interface ConnectionOptions {
+  /** Sends this side's Prepares. Incoming Prepares are handed to the connection by its owner (see {@link Connection.handlePrepare}). */
+  readonly plugin: DataPlugin
+  /** The connection's 32-byte shared secret. */
+  readonly sharedSecret: Uint8Array
+  /** This side's ILP address (told to the peer in ConnectionNewAddress by a client). */
+  readonly sourceAccount: string
+  /** This side's asset. */
+  readonly asset: StreamAsset
+  /** Close the connection after this long with no packet answered either way. Default 60,000 ms; 0 never. */
+  readonly idleTimeoutMs?: number
+  /** Each Prepare expires this long after it is sent; an unanswered one is then in doubt. Default 30,000 ms. */
+  readonly packetTimeoutMs?: number
+  /** Prepares in flight at once on this connection. Default 16. */
+  readonly maxPacketsInFlight?: number
+  /** Streams the peer may have open at once. Default 100. Ids come back as streams close, whichever side closes first. */
+  readonly maxRemoteStreams?: number
+  /** Bytes a stream accepts beyond what it has handed on. Default 16,384. */
+  readonly streamWindow?: number
+  /**
+   * The least exchange rate money may be sent at (destination units per source unit, each in its
+   * asset's smallest unit). Default: the rate learned for the connection, less `slippage`. A
+   * packet that would arrive below it is turned away by the receiver, and the connection stops
+   * sending money with a `moneyError`.
+   */
+  readonly minExchangeRate?: string | ExchangeRate
+  /** Used when no `minExchangeRate` is given: how far below the learned rate money may still go. Default `'0.01'`. */
+  readonly slippage?: string
+  /** The longest wait before sending again after a temporary reject (T-family). Default 1,000 ms. */
+  readonly maxRetryDelayMs?: number
+}
+
+/** A client connection: it knows the peer's address and opens the connection. */
+export interface ClientConnectionOptions extends ConnectionOptions {
+  readonly destinationAccount: string
+}
+
+/** Events of a {@link Connection}. None is `'error'`: a failure is a `'close'` with its code and message. */
+export interface ConnectionEvents {
+  /** The peer opened a stream. */
+  stream: [stream: MoneyStream]
+  /** The connection closed, either side first (or idle). Every stream is closed. */
+  close: [info: CloseInfo]
+  /** The peer wants to open more streams than we allow (ConnectionStreamIdBlocked). */
+  remoteStreamIdsBlocked: [maxStreamId: bigint]
+  /** The peer wants to send more data than the connection allows (ConnectionDataBlocked). */
+  remoteDataBlocked: [maxOffset: bigint]
+}
+
+/** The money, data and control one Prepare carries, remembered until it is answered. */
+interface Outgoing {
+  readonly frames: Frame[]
+  readonly amount: bigint
+  readonly minimumDestination: bigint
+  readonly shares: { stream: MoneyStream; amount: bigint; destination: bigint }[]
+  readonly data: { stream: MoneyStream; segment: DataSegment }[]
+  readonly dirty: MoneyStream[]
+  readonly control: Frame[]
+  readonly unfulfillable: boolean
+  /** It names this side to the peer (a client's first packets). */
+  readonly announce?: boolean
+}
+
+/** The largest STREAM packet (the ILP data limit): data frames fill up to this. */
+const MAX_PACKET_BYTES = 32_767
+/** Room kept for the non-data frames of a packet. */
+const CONTROL_ROOM = 2_048
+const FIRST_RETRY_DELAY_MS = 50
+/** Rejects in a row that moved nothing before the connection waits as for a temporary one. */
+const FRUITLESS_LIMIT = 8
+const PROBE_AMOUNTS = [1_000n, 1_000_000n, 1_000_000_000n, 1_000_000_000_000n]
+const PROBE_ATTEMPTS = 10
+
+/**
+ * A STREAM connection (RFC 29), either role, over one plugin. Money and data flow both ways on
+ * any number of streams; several Prepares are in flight at once (`maxPacketsInFlight`), each
+ * carrying what every stream has ready. Wire-compatible with ilp-protocol-stream.
+ *
+ * - Money out never passes a stream's `sendMax`, in this side's units, whatever the peer or a
+ *   connector claims: what is in flight and what is in doubt count against it.
+ * - Across assets the sender learns the rate with unfulfillable test packets before the first
+ *   money, and every money Prepare names the least that must arrive (the minimum rate): a
+ *   receiver turns away less, and a rate that falls below the minimum stops the money.
+ * - A stream id comes back as soon as the stream closes, whichever side closes it first: a
+ *   connection can run any number of streams in its life.
+ */
+export class Connection extends EventEmitter<ConnectionEvents> implements StreamOwner {
+  readonly role: 'client' | 'server'
+  readonly sourceAccount: string
+  readonly asset: StreamAsset
+  readonly streamWindow: number
+  readonly #plugin: DataPlugin
+  readonly #keys: StreamKeys
+  readonly #idleTimeoutMs: number
+  readonly #packetTimeoutMs: number
+  readonly #window: number
+  readonly #maxRemoteStreams: number
+  readonly #maxRetryDelayMs: number
+  readonly #configuredMinRate: ExchangeRate | undefined
+  readonly #slippage: ExchangeRate
+  #destination: string | undefined
+  #remoteAsset: StreamAsset | undefined
+  #rate: ExchangeRate | undefined
+  #minRate: ExchangeRate | undefined
+  #probing = false
+  #rateError: string | undefined
+  #maxPacketAmount = MAX_U64
+  // Streams
+  readonly #streams = new Map<number, MoneyStream>()
+  #nextStreamId: number
+  #remoteMaxStreamId = 20
+  #remoteMaxStreamIdKnown = false
+  /** Remote-opened stream ids below this are closed; closed ones above it are in the set. */
+  #remoteClosedBelow: number
+  readonly #remoteClosed = new Set<number>()
+  #remoteStreamsClosed = 0
+  #remoteStreamIdsBlocked = false
+  // Sending
+  readonly #wanting = new Set<MoneyStream>()
+  #control: Frame[] = []
+  #peerKnowsUs: boolean
+  /** Packets in flight that name this side. */
+  #announcing = 0
+  #inFlight = 0
+  #sequence = 1n
+  #scheduled = false
+  #retryAt = 0
+  #retryDelay = 0
+  #retryTimer: NodeJS.Timeout | undefined
+  #fruitless = 0
+  #remoteMaxData = 65_534
+  #openSentBytes = 0
+  // Totals
+  #totalSent = 0n
+  #totalReceived = 0n
+  #inDoubt = 0n
+  // Lifecycle
+  #lastActive = Date.now()
+  #idleTimer: NodeJS.Timeout | undefined
+  #closed: CloseInfo | undefined
+  #connected = false
+  #whenConnected: Promise<void>
+  #onConnected!: () => void
+  #onConnectFailed!: (error: Error) => void
+  readonly whenClosed: Promise<CloseInfo>
+  #onClosed!: (info: CloseInfo) => void
+
+  /** @internal Use {@link connect} or a {@link StreamListener}. */
+  constructor(options: ConnectionOptions & { role: 'client' | 'server'; destinationAccount?: string }) {
+    super()
+    this.role = options.role
+    this.#plugin = options.plugin
+    this.#keys = deriveKeys(options.sharedSecret)
+    this.sourceAccount = options.sourceAccount
+    this.asset = options.asset
+    this.#destination = options.destinationAccount
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 60_000
+    this.#packetTimeoutMs = options.packetTimeoutMs ?? 30_000
+    this.#window = positive(options.maxPacketsInFlight ?? 16, 'maxPacketsInFlight')
+    this.#maxRemoteStreams = positive(options.maxRemoteStreams ?? 100, 'maxRemoteStreams')
+    this.streamWindow = positive(options.streamWindow ?? 16_384, 'streamWindow')
+    this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000
+    this.#configuredMinRate = options.minExchangeRate === undefined ? undefined : exchangeRate(options.minExchangeRate)
+    this.#slippage = exchangeRate(options.slippage ?? '0.01')
+    if (this.#slippage.numerator >= this.#slippage.denominator) throw new RangeError('slippage must be below 1')
+    this.#nextStreamId = this.role === 'client' ? 1 : 2
+    this.#remoteClosedBelow = this.role === 'client' ? 2 : 1
+    // A server never names itself: the client dialled its address.
+    this.#peerKnowsUs = this.role === 'server'
+    this.#whenConnected = new Promise((resolve, reject) => {
+      this.#onConnected = resolve
+      this.#onConnectFailed = reject
+    })
+    this.#whenConnected.catch(() => {})
+    this.whenClosed = new Promise((resolve) => (this.#onClosed = resolve))
+    this.#armIdleTimer()
+  }
+
+  // --- what it is ----------------------------------------------------------------------------
+
+  /** The peer's address: given to a client, learned by a server from the peer's first packet. */
+  get destinationAccount(): string | undefined {
+    return this.#destination
+  }
+
+  /** The peer's asset, once it said (ConnectionAssetDetails). */
+  get remoteAsset(): StreamAsset | undefined {
+    return this.#remoteAsset
+  }
+
+  /** The rate money is sent at, once known (1 for the same asset, else learned). */
+  get exchangeRate(): ExchangeRate | undefined {
+    return this.#rate
+  }
+
+  /** The least rate money is sent at, once known. */
+  get minExchangeRate(): ExchangeRate | undefined {
+    return this.#minRate
+  }
+
+  /** The most one Prepare carries, as learned from F08 rejects (2^64-1 until one). */
+  get maxPacketAmount(): bigint {
+    return this.#maxPacketAmount
+  }
+
+  /** Money sent and fulfilled on every stream, in this side's units. */
+  get totalSent(): bigint {
+    return this.#totalSent
+  }
+
+  /** Money received on every stream, in this side's units. */
+  get totalReceived(): bigint {
+    return this.#totalReceived
+  }
+
+  /** Money sent in Prepares never answered before they expired: it may have arrived. */
+  get inDoubt(): bigint {
+    return this.#inDoubt
+  }
+
+  /** Prepares in flight now. */
+  get packetsInFlight(): number {
+    return this.#inFlight
+  }
+
+  /** True until the connection closes. */
+  get isOpen(): boolean {
+    return this.#closed === undefined
+  }
+
+  /** How it closed, once it has. */
+  get closeInfo(): CloseInfo | undefined {
+    return this.#closed
+  }
+
+  /** Open streams. */
+  get streamCount(): number {
+    return this.#streams.size
+  }
+
+  /** True while the peer allows another stream of ours. */
+  get canCreateStream(): boolean {
+    return !this.#closed && this.#nextStreamId <= this.#remoteMaxStreamId
+  }
+
+  // --- streams -------------------------------------------------------------------------------
+
+  /**
+   * Opens a stream. Its frames go out in the next packet (a client's first packet carries them
+   * with its address, so a stream costs no round trip of its own). Throws a `StreamIdsExhaustedError`
+   * when the peer allows no more open streams (it raises the limit as streams close).
+   */
+  createStream(): MoneyStream {
+    if (this.#closed) throw new ConnectionClosedError(this.#closed)
+    if (this.#nextStreamId > this.#remoteMaxStreamId) {
+      this.#control.push({ type: 'ConnectionStreamIdBlocked', maxStreamId: BigInt(this.#nextStreamId) })
+      this.#schedule()
+      throw new StreamIdsExhaustedError(this.#remoteMaxStreamId)
+    }
+    const stream = new MoneyStream(this.#nextStreamId, this)
+    this.#nextStreamId += 2
+    this.#streams.set(stream.id, stream)
+    stream.dirty = true
+    this.wake(stream)
+    return stream
+  }
+
+  /** @internal A stream has something to send. */
+  wake(stream: MoneyStream): void {
+    if (this.#closed) return
+    this.#wanting.add(stream)
+    this.#schedule()
+  }
+
+  /** @internal A stream closed: its id is free again, and the peer is told unless it closed it. */
+  release(stream: MoneyStream): void {
+    if (!this.#streams.delete(stream.id)) return
+    this.#wanting.delete(stream)
+    this.#openSentBytes -= stream.sentOffset
+    const info = stream.closeInfo
+    if (this.#isRemoteId(stream.id)) {
+      this.#remoteStreamsClosed++
+      this.#markRemoteClosed(stream.id)
+    }
+    if (this.#closed || !info) return
+    if (!info.byPeer) {
+      this.#control.push({ type: 'StreamClose', streamId: BigInt(stream.id), errorCode: info.code, errorMessage: info.message })
+    }
+    // Every close of a stream the peer opened raises what it may open, whichever side closed.
+    if (this.#isRemoteId(stream.id)) this.#control.push(this.#maxStreamIdFrame())
+    this.#schedule()
+  }
+
+  #isRemoteId(id: number): boolean {
+    return (id % 2 === 1) === (this.role === 'server')
+  }
+
+  #markRemoteClosed(id: number): void {
+    this.#remoteClosed.add(id)
+    while (this.#remoteClosed.delete(this.#remoteClosedBelow)) this.#remoteClosedBelow += 2
+  }
+
+  #isClosedRemoteId(id: number): boolean {
+    return id < this.#remoteClosedBelow || this.#remoteClosed.has(id)
+  }
+
+  get #maxRemoteStreamId(): number {
+    return 2 * (this.#maxRemoteStreams + this.#remoteStreamsClosed)
+  }
+
+  #maxStreamIdFrame(): Frame {
+    return { type: 'ConnectionMaxStreamId', maxStreamId: BigInt(this.#maxRemoteStreamId) }
+  }
+
+  #maxDataFrame(): Frame {
+    let read = 0
+    for (const stream of this.#streams.values()) read += stream.readOffset
+    return { type: 'ConnectionMaxData', maxOffset: BigInt(read + this.streamWindow * Math.max(4, this.#streams.size + 1)) }
+  }
+
+  // --- connecting ----------------------------------------------------------------------------
+
+  /**
+   * A client's first packet: its address, asset and limits (with any streams opened already).
+   * Resolves once the peer answered it. @internal
+   */
+  open(): Promise<void> {
+    this.#schedule()
+    return this.#whenConnected
+  }
+
+  #connected_(): void {
+    if (this.#connected) return
+    this.#connected = true
+    this.#onConnected()
+  }
+
+  // --- sending -------------------------------------------------------------------------------
+
+  #schedule(): void {
+    if (this.#scheduled || this.#closed) return
+    this.#scheduled = true
+    // A microtask, not a timer: frames from the same turn (a stream, its hello, its receive max)
+    // share one packet, and nothing waits on the event loop.
+    queueMicrotask(() => {
+      this.#scheduled = false
+      this.#pump()
+    })
+  }
+
+  #pump(): void {
+    if (this.#closed || this.#destination === undefined) return
+    const wait = this.#retryAt - Date.now()
+    if (wait > 0) {
+      this.#retryTimer ??= setTimeout(() => {
+        this.#retryTimer = undefined
+        this.#pump()
+      }, wait)
+      return
+    }
+    while (this.#inFlight < this.#window && !this.#closed) {
+      const outgoing = this.#load()
+      if (!outgoing) break
+      this.#inFlight++
+      void this.#send(outgoing)
+    }
+  }
+
+  /** True once money may leave: the peer's asset and the rate are known, and the rate is above the minimum. */
+  #moneyReady(): boolean {
+    if (this.#rateError) return false
+    if (this.#rate) return true
+    if (!this.#remoteAsset) return false
+    if (this.#remoteAsset.code === this.asset.code && this.#remoteAsset.scale === this.asset.scale) {
+      this.#setRate(ONE)
+      return !this.#rateError
+    }
+    if (!this.#probing) void this.#probe()
+    return false
+  }
+
+  #setRate(rate: ExchangeRate): void {
+    this.#rate = rate
+    this.#minRate ??= this.#configuredMinRate ?? lessSlippage(rate, this.#slippage)
+    if (compareRates(rate, this.#minRate) < 0) {
+      this.#failMoney(`the exchange rate ${formatRate(rate)} is below the minimum ${formatRate(this.#minRate)}`)
+    }
+  }
+
+  #failMoney(message: string): void {
+    this.#rateError = message
+    for (const stream of this.#streams.values()) if (stream.sendable > 0n) stream.failMoney(message)
+  }
+
+  /** Builds the next Prepare from what the streams have ready, or undefined when nothing is. */
+  #load(): Outgoing | undefined {
+    const frames: Frame[] = []
+    // A client names itself until the peer has answered; only one packet goes for that alone.
+    const announce = !this.#peerKnowsUs && this.role === 'client'
+    if (announce) {
+      frames.push(
+        { type: 'ConnectionNewAddress', sourceAccount: this.sourceAccount },
+        { type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale },
+        this.#maxStreamIdFrame(),
+        this.#maxDataFrame(),
+      )
+    }
+    const control = this.#control
+    this.#control = []
+    frames.push(...control)
+    const dirty: MoneyStream[] = []
+    const shares: Outgoing['shares'] = []
+    const data: Outgoing['data'] = []
+    let amount = 0n
+    let bytesLeft = MAX_PACKET_BYTES - CONTROL_ROOM
+    const moneyReady = this.#moneyReady()
+    const rate = this.#rate ?? ONE
+    let dataRoom = this.#remoteMaxData - this.#openSentBytes
+    for (const stream of this.#wanting) {
+      let busy = false
+      if (stream.dirty && stream.isOpen) {
+        stream.dirty = false
+        stream.advertised()
+        dirty.push(stream)
+        const id = BigInt(stream.id)
+        frames.push(
+          { type: 'StreamMaxMoney', streamId: id, receiveMax: stream.receiveMax, totalReceived: stream.totalReceived },
+          { type: 'StreamMaxData', streamId: id, maxOffset: BigInt(stream.maxIncomingOffset) },
+        )
+      }
+      const sendable = stream.sendable
+      if (sendable > 0n) {
+        if (this.#rateError) stream.failMoney(this.#rateError)
+        else if (moneyReady) {
+          const room = stream.remoteRoom
+          const fits = this.#maxPacketAmount - amount
+          const byRoom = sourceFor(room, rate) ?? 0n
+          const take = min(min(sendable, byRoom), fits)
+          if (take > 0n) {
+            const destination = convertFloor(take, rate)
+            stream.hold(take, destination)
+            shares.push({ stream, amount: take, destination })
+            frames.push({ type: 'StreamMoney', streamId: BigInt(stream.id), shares: take })
+            amount += take
+            // More to send later: once this packet is answered, or the peer raises its max.
+            if (take < sendable && fits > take) busy = false
+            else if (take < sendable) busy = true
+          } else if (room === 0n && stream.inFlight === 0n && stream.blocked()) {
+            frames.push({ type: 'StreamMoneyBlocked', streamId: BigInt(stream.id), sendMax: stream.sendMax, totalSent: stream.totalSent })
+          } else if (fits === 0n) busy = true
+        } else busy = !this.#rateError
+      }
+      while (stream.hasData && bytesLeft > 64) {
+        const before = stream.sentOffset
+        const segment = stream.takeData(bytesLeft - 64, dataRoom)
+        if (!segment) break
+        this.#openSentBytes += stream.sentOffset - before
+        dataRoom -= stream.sentOffset - before
+        data.push({ stream, segment })
+        frames.push({ type: 'StreamData', streamId: BigInt(stream.id), offset: BigInt(segment.offset), data: segment.data })
+        bytesLeft -= segment.data.length + 24
+      }
+      if (stream.hasData && (bytesLeft <= 64 || dataRoom <= 0)) busy = true
+      if (!busy) this.#wanting.delete(stream)
+    }
+    if (frames.length === 0 || (announce && frames.length === 4 && this.#announcing > 0)) {
+      for (const frame of control) this.#control.push(frame)
+      return undefined
+    }
+    const minimumDestination = amount > 0n ? convertFloor(amount, this.#minRate ?? rate) : 0n
+    return { frames, amount, minimumDestination, shares, data, dirty, control, unfulfillable: false, announce }
+  }
+
+  async #send(outgoing: Outgoing): Promise<void> {
+    let reply: IlpReply | undefined
+    let sequence = 0n
+    if (outgoing.announce) this.#announcing++
+    try {
+      sequence = this.#sequence++
+      reply = await this.#exchange(sequence, outgoing)
+    } finally {
+      this.#inFlight--
+      if (outgoing.announce) this.#announcing--
+    }
+    if (reply === undefined) this.#lost(outgoing)
+    else this.#answered(outgoing, sequence, reply)
+    // Answered, the packet's share no longer holds the peer's room: its streams may send again.
+    for (const { stream } of outgoing.shares) {
+      stream.answered()
+      if (stream.isOpen && stream.sendable > 0n) this.wake(stream)
+    }
+    for (const { stream } of outgoing.data) stream.answered()
+    this.#schedule()
+  }
+
+  /**
+   * Sends one Prepare and waits for its answer until it expires. Resolves with the reply, or
+   * undefined when none came in time or the plugin failed (the outcome is then unknown).
+   */
+  async #exchange(sequence: bigint, outgoing: Outgoing): Promise<IlpReply | undefined> {
+    const packet: StreamPacket = {
+      ilpPacketType: IlpPacketTypes.Prepare,
+      sequence,
+      prepareAmount: outgoing.minimumDestination,
+      frames: outgoing.frames,
+    }
+    const data = Buffer.from(encryptPacket(this.#keys.encryptionKey, packet))
+    const fulfillment = outgoing.unfulfillable ? undefined : Buffer.from(fulfillmentFor(this.#keys.fulfillmentKey, data))
+    const condition = fulfillment ? Buffer.from(conditionFor(fulfillment)) : randomBytes(32)
+    const prepare: IlpPrepare = {
+      destination: this.#destination!,
+      amount: outgoing.amount,
+      executionCondition: condition,
+      expiresAt: new Date(Date.now() + this.#packetTimeoutMs),
+      data,
+    }
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const bytes = await Promise.race([
+        this.#plugin.sendData(serializePrepare(prepare)),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), this.#packetTimeoutMs)
+        }),
+      ])
+      if (!bytes) return undefined
+      const reply = deserializeReply(bytes)
+      if (reply?.type === 'fulfill') {
+        // A fulfillment that does not hash to the condition: the money's fate is unknown.
+        if (!fulfillment || !equalBytes(createHash('sha256').update(reply.fulfillment).digest(), condition)) return undefined
+      }
+      return reply
+    } catch {
+      return undefined
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** A Prepare was never answered: its money may have arrived, so it stays counted; the rest goes again. */
+  #lost(outgoing: Outgoing): void {
+    for (const { stream, amount, destination } of outgoing.shares) {
+      stream.doubt(amount, destination)
+      this.#inDoubt += amount
+    }
+    this.#resend(outgoing)
+    this.#backOff()
+  }
+
+  #resend(outgoing: Outgoing): void {
+    // Money that did not go is still to send: its streams load again.
+    for (const { stream } of outgoing.shares) if (stream.isOpen) this.wake(stream)
+    for (const { stream, segment } of outgoing.data) stream.requeue(segment)
+    for (const stream of outgoing.dirty) {
+      if (!stream.isOpen) continue
+      stream.dirty = true
+      this.wake(stream)
+    }
+    for (const frame of outgoing.control) {
+      // Stream ids: only the latest limit matters, and it is sent again below.
+      if (frame.type === 'ConnectionMaxStreamId') continue
+      this.#control.push(frame)
+    }
+    if (outgoing.control.some((frame) => frame.type === 'ConnectionMaxStreamId')) this.#control.push(this.#maxStreamIdFrame())
+  }
+
+  #backOff(): void {
+    this.#retryDelay = Math.min(Math.max(FIRST_RETRY_DELAY_MS, this.#retryDelay * 2), this.#maxRetryDelayMs)
+    this.#retryAt = Date.now() + this.#retryDelay
+  }
+
+  #answered(outgoing: Outgoing, sequence: bigint, reply: IlpReply): void {
+    const response = this.#readReply(reply, sequence)
+    if (response) {
+      this.#bumpIdle()
+      if (!this.#peerKnowsUs) this.#peerKnowsUs = true
+      this.#handleFrames(response.frames, false)
+    }
+    const told = new Set<number>()
+    for (const frame of response?.frames ?? []) if (frame.type === 'StreamMaxMoney') told.add(Number(frame.streamId))
+    if (reply.type === 'fulfill') {
+      this.#bumpIdle()
+      this.#retryDelay = 0
+      this.#fruitless = 0
+      const delivered = response ? response.prepareAmount : outgoing.minimumDestination
+      for (const share of outgoing.shares) {
+        const part = outgoing.amount === 0n ? 0n : (delivered * share.amount) / outgoing.amount
+        share.stream.settle(share.amount, share.destination, part, told.has(share.stream.id))
+        this.#totalSent += share.amount
+      }
+      for (const { stream, segment } of outgoing.data) stream.acked(segment)
+      if (this.role === 'client') this.#connected_()
+      return
+    }
+    for (const { stream, amount, destination } of outgoing.shares) stream.release(amount, destination)
+    this.#resend(outgoing)
+    if (response) {
+      if (this.role === 'client') this.#connected_()
+      // The receiver read the packet and turned it away (F99): what arrived says if the rate held.
+      if (outgoing.amount > 0n && response.prepareAmount < outgoing.minimumDestination) {
+        const observed = exchangeRate({ numerator: response.prepareAmount, denominator: outgoing.amount })
+        if (this.#minRate && compareRates(observed, this.#minRate) < 0) {
+          this.#failMoney(
+            `the exchange rate fell to ${formatRate(observed)}, below the minimum ${formatRate(this.#minRate)}: ${outgoing.amount} sent, ${response.prepareAmount} arrived`,
+          )
+          return
+        }
+        this.#rate = observed
+      }
+      if (++this.#fruitless >= FRUITLESS_LIMIT) this.#backOff()
+      return
+    }
+    if (reply.type !== 'reject') return
+    if (reply.code === 'F08') {
+      const fits = maxPacketAmountFromF08(reply.data, outgoing.amount) ?? outgoing.amount / 2n
+      this.#maxPacketAmount = min(this.#maxPacketAmount, fits)
+      if (this.#maxPacketAmount === 0n) this.#failMoney(`the path carries no money: F08, the largest packet is 0`)
+      return
+    }
+    if (reply.code.startsWith('T')) {
+      this.#backOff()
+      return
+    }
+    const message = `Unexpected error while sending packet. Code: ${reply.code}, triggered by: ${reply.triggeredBy}, message: ${reply.message}`
+    if (this.role === 'client' && !this.#connected) this.#onConnectFailed(new Error(message))
+    this.#close({ code: CloseCodes.InternalError, message, byPeer: false }, false)
+  }
+
+  /** The STREAM packet inside a Fulfill or Reject, when it is one for `sequence`. */
+  #readReply(reply: IlpReply, sequence: bigint): StreamPacket | undefined {
+    if (reply.data.length < ENCRYPTION_OVERHEAD) return undefined
+    const decoded = decryptPacket(this.#keys.encryptionKey, reply.data)
+    if (decoded.type !== 'valid') return undefined
+    const packet = decoded.packet
+    const type = reply.type === 'fulfill' ? IlpPacketTypes.Fulfill : IlpPacketTypes.Reject
+    if (packet.sequence !== sequence || packet.ilpPacketType !== type) return undefined
+    return packet
+  }
+
+  /**
+   * Learns the exchange rate with unfulfillable test packets of growing size (nothing can be
+   * lost: their condition has no fulfillment), keeping the most precise answer.
+   */
+  async #probe(): Promise<void> {
+    this.#probing = true
+    try {
+      for (let attempt = 0; attempt < PROBE_ATTEMPTS && !this.#rate && !this.#closed; attempt++) {
+        const amounts = [...new Set(PROBE_AMOUNTS.map((amount) => min(amount, this.#maxPacketAmount)))].filter((a) => a > 0n)
+        if (amounts.length === 0) return this.#failMoney('the path carries no money: F08, the largest packet is 0')
+        const results = await Promise.all(amounts.map((amount) => this.#testPacket(amount)))
+        let best: { arrived: bigint; sent: bigint } | undefined
+        let temporary = false
+        for (const result of results) {
+          if (result.type === 'arrived' && (!best || result.arrived > best.arrived)) best = result
+          if (result.type === 'f08') this.#maxPacketAmount = min(this.#maxPacketAmount, result.fits)
+          if (result.type === 'temporary') temporary = true
+          if (result.type === 'final') {
+            this.#close({ code: CloseCodes.InternalError, message: result.message, byPeer: false }, false)
+            return
+          }
+        }
+        if (best && best.arrived > 0n) {
+          this.#setRate(exchangeRate({ numerator: best.arrived, denominator: best.sent }))
+          this.#schedule()
+          return
+        }
+        if (best && !temporary && best.sent === amounts[amounts.length - 1]) {
+          return this.#failMoney(`the exchange rate is 0: ${best.sent} sent, nothing arrived`)
+        }
+        await new Promise((resolve) => setTimeout(resolve, FIRST_RETRY_DELAY_MS * 2 ** attempt))
+      }
+      if (!this.#rate && !this.#closed) this.#failMoney('could not learn the exchange rate: no test packet was answered')
+    } finally {
+      this.#probing = false
+    }
+  }
+
+  async #testPacket(
+    amount: bigint,
+  ): Promise<
+    | { type: 'arrived'; arrived: bigint; sent: bigint }
+    | { type: 'f08'; fits: bigint }
+    | { type: 'temporary' }
+    | { type: 'final'; message: string }
+    | { type: 'none' }
+  > {
+    const sequence = this.#sequence++
+    const frames: Frame[] = this.#peerKnowsUs
+      ? []
+      : [
+          { type: 'ConnectionNewAddress', sourceAccount: this.sourceAccount },
+          { type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale },
+        ]
+    const outgoing: Outgoing = {
+      frames,
+      amount,
+      minimumDestination: 0n,
+      shares: [],
+      data: [],
+      dirty: [],
+      control: [],
+      unfulfillable: true,
+    }
+    const reply = await this.#exchange(sequence, outgoing)
+    if (!reply) return { type: 'none' }
+    const response = this.#readReply(reply, sequence)
+    if (response) {
+      this.#bumpIdle()
+      this.#peerKnowsUs = true
+      this.#handleFrames(response.frames, false)
+      return { type: 'arrived', arrived: response.prepareAmount, sent: amount }
+    }
+    if (reply.type === 'reject' && reply.code === 'F08') {
+      return { type: 'f08', fits: maxPacketAmountFromF08(reply.data, amount) ?? amount / 2n }
+    }
+    if (reply.type === 'reject' && reply.code.startsWith('T')) return { type: 'temporary' }
+    if (reply.type === 'reject') {
+      return { type: 'final', message: `Unexpected error while sending packet. Code: ${reply.code}, triggered by: ${reply.triggeredBy}, message: ${reply.message}` }
+    }
+    return { type: 'none' }
+  }
+
+  // --- receiving -----------------------------------------------------------------------------
+
+  /** Answers one serialized ILP Prepare (a client registers this as its plugin's data handler). Never throws. */
+  handleData(data: Buffer): Buffer {
+    const prepare = deserializePrepare(data)
+    if (!prepare) return serializeReject('F01', this.sourceAccount, 'expected an ILP Prepare')
+    return this.handlePrepare(prepare)
+  }
+
+  /**
+   * Answers a Prepare addressed to this connection (its owner routes them here), with the
+   * serialized Fulfill or Reject. Synchronous; never throws. `F06` for bytes that are not a
+   * STREAM packet under this key, `F99` with an encrypted reply for one it turns away.
+   */
+  handlePrepare(prepare: IlpPrepare): Buffer {
+    const decoded = decryptPacket(this.#keys.encryptionKey, prepare.data)
+    if (decoded.type !== 'valid' || decoded.packet.ilpPacketType !== IlpPacketTypes.Prepare) {
+      return serializeReject('F06', this.sourceAccount, '')
+    }
+    const request = decoded.packet
+    const respond = (frames: Frame[], accept: Buffer | undefined): Buffer => {
+      const packet: StreamPacket = {
+        ilpPacketType: accept ? IlpPacketTypes.Fulfill : IlpPacketTypes.Reject,
+        sequence: request.sequence,
+        prepareAmount: prepare.amount > MAX_U64 ? MAX_U64 : prepare.amount,
+        frames,
+      }
+      const data = Buffer.from(encryptPacket(this.#keys.encryptionKey, packet))
+      return accept ? serializeFulfill(accept, data) : serializeReject('F99', this.sourceAccount, '', data)
+    }
+    if (this.#closed) {
+      return respond([{ type: 'ConnectionClose', errorCode: CloseCodes.NoError, errorMessage: '' }], undefined)
+    }
+    this.#bumpIdle()
+    const replyFrames: Frame[] = []
+    let refuse = false
+    // Streams this packet names: created when new, answered with their state.
+    const named = new Map<number, MoneyStream>()
+    for (const frame of request.frames) {
+      if (frame.type !== 'StreamMoney' && frame.type !== 'StreamData' && frame.type !== 'StreamMaxMoney' && frame.type !== 'StreamMaxData') continue
+      const id = Number(frame.streamId)
+      if (named.has(id)) continue
+      const stream = this.#streamFor(id, frame.type === 'StreamMoney' || frame.type === 'StreamData', replyFrames)
+      if (stream === 'refuse') refuse = true
+      else if (stream) named.set(id, stream)
+    }
+    this.#handleFrames(request.frames, true, replyFrames)
+    if (this.#closed) return respond(replyFrames, undefined)
+    // Money
+    const amount = prepare.amount
+    let accept: Buffer | undefined
+    const credits: { stream: MoneyStream; amount: bigint }[] = []
+    if (!refuse && amount >= request.prepareAmount) {
+      const fulfillment = Buffer.from(fulfillmentFor(this.#keys.fulfillmentKey, prepare.data))
+      if (equalBytes(conditionFor(fulfillment), prepare.executionCondition)) {
+        let total = 0n
+        for (const frame of request.frames) if (frame.type === 'StreamMoney') total += frame.shares
+        if (amount > 0n && total === 0n) refuse = true
+        let given = 0n
+        const moneyFrames = request.frames.filter((frame) => frame.type === 'StreamMoney')
+        moneyFrames.forEach((frame, index) => {
+          if (refuse || frame.type !== 'StreamMoney') return
+          const stream = named.get(Number(frame.streamId))
+          // The last share takes the remainder, so the streams add up to the Prepare.
+          const part = index === moneyFrames.length - 1 ? amount - given : (amount * frame.shares) / total
+          given += part
+          if (!stream || !stream.canReceive(part, frame.shares, this.#crossing())) {
+            refuse = true
+            if (stream) {
+              replyFrames.push({ type: 'StreamMaxMoney', streamId: frame.streamId, receiveMax: stream.receiveMax, totalReceived: stream.totalReceived })
+            }
+            return
+          }
+          credits.push({ stream, amount: part })
+        })
+        if (!refuse) accept = fulfillment
+      }
+    }
+    if (accept) {
+      for (const { stream, amount: part } of credits) {
+        this.#totalReceived += part
+        stream.credit(part)
+      }
+    }
+    for (const stream of named.values()) {
+      if (!stream.isOpen) continue
+      stream.advertised()
+      const id = BigInt(stream.id)
+      replyFrames.push(
+        { type: 'StreamMaxMoney', streamId: id, receiveMax: stream.receiveMax, totalReceived: stream.totalReceived },
+        { type: 'StreamMaxData', streamId: id, maxOffset: BigInt(stream.maxIncomingOffset) },
+      )
+    }
+    replyFrames.push(this.#maxStreamIdFrame(), this.#maxDataFrame())
+    return respond(replyFrames, accept)
+  }
+
+  /** True across assets, where a sender cannot hit a receive max exactly (see `MoneyStream.canReceive`). */
+  #crossing(): boolean {
+    const remote = this.#remoteAsset
+    return remote !== undefined && (remote.code !== this.asset.code || remote.scale !== this.asset.scale)
+  }
+
+  /**
+   * The stream a frame names, created when the peer opens it. 'refuse' when money or data names
+   * one that is closed or past the limit (the reply says so with a StreamClose).
+   */
+  #streamFor(id: number, carries: boolean, replyFrames: Frame[]): MoneyStream | 'refuse' | undefined {
+    const known = this.#streams.get(id)
+    if (known) return known
+    const closed = this.#isRemoteId(id) ? this.#isClosedRemoteId(id) : id < this.#nextStreamId
+    if (closed || !this.#isRemoteId(id) || id > this.#maxRemoteStreamId) {
+      if (!carries) return undefined
+      const message = closed ? 'Stream is already closed' : !this.#isRemoteId(id) ? `Invalid stream id ${id}` : `Stream id ${id} is past the maximum ${this.#maxRemoteStreamId}`
+      const code = closed ? CloseCodes.StreamStateError : CloseCodes.StreamIdError
+      replyFrames.push({ type: 'StreamClose', streamId: BigInt(id), errorCode: code, errorMessage: message })
+      return 'refuse'
+    }
+    const stream = new MoneyStream(id, this)
+    this.#streams.set(id, stream)
+    this.emit('stream', stream)
+    return stream.isOpen ? stream : 'refuse'
+  }
+
+  /** Control and data frames from the peer, in a Prepare (`incoming`) or in a reply. */
+  #handleFrames(frames: readonly Frame[], incoming: boolean, replyFrames?: Frame[]): void {
+    let closeFrame: { code: number; message: string } | undefined
+    for (const frame of frames) {
+      switch (frame.type) {
+        case 'ConnectionNewAddress':
+          if (this.role === 'server' && incoming) {
+            const first = this.#destination === undefined
+            this.#destination = frame.sourceAccount
+            replyFrames?.push(
+              { type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale },
+            )
+            if (first) this.#schedule()
+          }
+          break
+        case 'ConnectionAssetDetails':
+          // An asset never changes during a connection (RFC 29 §5.3.7): the first word holds.
+          this.#remoteAsset ??= { code: frame.sourceAssetCode, scale: frame.sourceAssetScale }
+          break
+        case 'ConnectionClose':
+          closeFrame = { code: frame.errorCode, message: frame.errorMessage }
+          break
+        case 'ConnectionMaxData': {
+          const max = frame.maxOffset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(frame.maxOffset)
+          if (max > this.#remoteMaxData) {
+            this.#remoteMaxData = max
+            this.#schedule()
+          }
+          break
+        }
+        case 'ConnectionMaxStreamId': {
+          const max = frame.maxStreamId > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(frame.maxStreamId)
+          // The first word replaces the assumed default (20); after it, the limit only grows.
+          if (!this.#remoteMaxStreamIdKnown || max > this.#remoteMaxStreamId) this.#remoteMaxStreamId = max
+          this.#remoteMaxStreamIdKnown = true
+          break
+        }
+        case 'ConnectionDataBlocked':
+          this.emit('remoteDataBlocked', frame.maxOffset)
+          break
+        case 'ConnectionStreamIdBlocked':
+          if (!this.#remoteStreamIdsBlocked) this.emit('remoteStreamIdsBlocked', frame.maxStreamId)
+          break
+        case 'StreamClose':
+          this.#streams.get(Number(frame.streamId))?.remoteClose(frame.errorCode, frame.errorMessage)
+          break
+        case 'StreamMaxMoney':
+          this.#streams.get(Number(frame.streamId))?.remoteMoney(frame.receiveMax, frame.totalReceived)
+          break
+        case 'StreamMoneyBlocked':
+          this.#streams.get(Number(frame.streamId))?.emit('remoteMoneyBlocked', { sendMax: frame.sendMax, totalSent: frame.totalSent })
+          break
+        case 'StreamData': {
+          const stream = this.#streams.get(Number(frame.streamId))
+          if (stream && !stream.pushData(frame.offset, frame.data)) {
+            stream.destroy(`flow control: bytes up to ${frame.offset + BigInt(frame.data.length)} past the max offset ${stream.maxIncomingOffset}`)
+          }
+          break
+        }
+        case 'StreamMaxData':
+          this.#streams.get(Number(frame.streamId))?.remoteData(frame.maxOffset)
+          break
+        case 'StreamDataBlocked':
+          this.#streams.get(Number(frame.streamId))?.emit('remoteDataBlocked', { maxOffset: frame.maxOffset })
+          break
+        default:
+          // StreamMoney is handled with the amount; StreamReceipt is for the application.
+          break
+      }
+    }
+    if (closeFrame) this.#close({ ...closeFrame, byPeer: true }, false)
+  }
+
+  // --- lifecycle -----------------------------------------------------------------------------
+
+  #bumpIdle(): void {
+    this.#lastActive = Date.now()
+  }
+
+  #armIdleTimer(): void {
+    if (this.#idleTimeoutMs === 0) return
+    const wait = this.#lastActive + this.#idleTimeoutMs - Date.now()
+    this.#idleTimer = setTimeout(() => {
+      if (Date.now() - this.#lastActive >= this.#idleTimeoutMs) {
+        this.#close({ code: CloseCodes.NoError, message: `idle for ${this.#idleTimeoutMs} ms`, byPeer: false }, true)
+      } else this.#armIdleTimer()
+    }, Math.max(wait, 1))
+    this.#idleTimer.unref()
+  }
+
+  /**
+   * Closes the connection cleanly: streams stop, the bytes they wrote are delivered, then the peer
+   * is told. Resolves once closed, at the latest after `timeoutMs` (default 2,000 ms).
+   */
+  async close(timeoutMs = 2000): Promise<void> {
+    if (this.#closed) return
+    for (const stream of [...this.#streams.values()]) stream.end()
+    const deadline = Date.now() + timeoutMs
+    while (this.#streams.size > 0 && Date.now() < deadline && !this.#closed) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    this.destroy()
+  }
+
+  /**
+   * Closes the connection now: every stream closes, and the peer is told in one packet (not
+   * waited for). With `message`, the peer hears ApplicationError and the message.
+   */
+  destroy(message?: string): void {
+    const info: CloseInfo =
+      message === undefined
+        ? { code: CloseCodes.NoError, message: '', byPeer: false }
+        : { code: CloseCodes.ApplicationError, message, byPeer: false }
+    this.#close(info, true)
+  }
+
+  #close(info: CloseInfo, tellPeer: boolean): void {
+    if (this.#closed) return
+    this.#closed = info
+    clearTimeout(this.#idleTimer)
+    clearTimeout(this.#retryTimer)
+    this.#wanting.clear()
+    this.#control = []
+    for (const stream of [...this.#streams.values()]) stream.connectionClosed(info)
+    this.#streams.clear()
+    if (!this.#connected) this.#onConnectFailed(new ConnectionClosedError(info))
+    if (tellPeer && this.#destination !== undefined && this.#peerKnowsUs) {
+      const outgoing: Outgoing = {
+        frames: [{ type: 'ConnectionClose', errorCode: info.code, errorMessage: info.message }],
+        amount: 0n,
+        minimumDestination: 0n,
+        shares: [],
+        data: [],
+        dirty: [],
+        control: [],
+        unfulfillable: true,
+      }
+      void this.#exchange(this.#sequence++, outgoing).catch(() => {})
+    }
+    this.#onClosed(info)
+    this.emit('close', info)
+  }
+}
+
+/** The connection is closed: no stream can be opened on it. */
+export class ConnectionClosedError extends Error {
+  readonly code = 'COGPAY_STREAM_CONNECTION_CLOSED'
+  constructor(readonly info: CloseInfo) {
+    super(`the STREAM connection is closed${info.message ? `: ${info.message}` : ''}`)
+    this.name = 'ConnectionClosedError'
+  }
+}
+
+/** The peer allows no more open streams right now; it raises the limit as streams close. */
+export class StreamIdsExhaustedError extends Error {
+  readonly code = 'COGPAY_STREAM_IDS_EXHAUSTED'
+  constructor(readonly maxStreamId: number) {
+    super(`the peer allows stream ids up to ${maxStreamId}, and all are open`)
+    this.name = 'StreamIdsExhaustedError'
+  }
+}
+
+/**
+ * Opens a client connection to `destinationAccount`: the first packet carries this side's
+ * address and asset. Resolves once the peer answered it; rejects (and closes the connection) on a
+ * final reject or when the peer closes it first.
+ */
+export async function connect(options: ClientConnectionOptions): Promise<Connection> {
+  const connection = new Connection({ ...options, role: 'client' })
+  await connection.open()
+  return connection
+}
+
+/** A client connection that is not yet open: streams opened on it ride in its first packet. Call `open()` to send it. */
+export function createConnection(options: ClientConnectionOptions): Connection {
+  return new Connection({ ...options, role: 'client' })
+}
+
+function min(a: bigint, b: bigint): bigint {
+  return a < b ? a : b
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`)
+  return value
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b)
+}
