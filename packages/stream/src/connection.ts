@@ -108,6 +108,8 @@ const FIRST_RETRY_DELAY_MS = 50
 const FRUITLESS_LIMIT = 8
 const PROBE_AMOUNTS = [1_000n, 1_000_000n, 1_000_000_000n, 1_000_000_000_000n]
 const PROBE_ATTEMPTS = 10
+/** The longest a stream close waits for a packet to ride in. */
+const LAZY_MS = 5
 
 /**
  * A STREAM connection (RFC 29), either role, over one plugin. Money and data flow both ways on
@@ -156,6 +158,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   // Sending
   readonly #wanting = new Set<MoneyStream>()
   #control: Frame[] = []
+  /** Frames that need not go at once (stream closes): they ride in the next packet, or go after LAZY_MS. */
+  #lazy: Frame[] = []
+  #lazyTimer: NodeJS.Timeout | undefined
+  #lazyDue = false
+  #highestRemoteId = 0
   #peerKnowsUs: boolean
   /** Packets in flight that name this side. */
   #announcing = 0
@@ -321,12 +328,25 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       this.#markRemoteClosed(stream.id)
     }
     if (this.#closed || !info) return
+    // The peer hears of the close in the next packet that goes anyway, or within LAZY_MS.
     if (!info.byPeer) {
-      this.#control.push({ type: 'StreamClose', streamId: BigInt(stream.id), errorCode: info.code, errorMessage: info.message })
+      this.#queueLazy({ type: 'StreamClose', streamId: BigInt(stream.id), errorCode: info.code, errorMessage: info.message })
     }
     // Every close of a stream the peer opened raises what it may open, whichever side closed.
-    if (this.#isRemoteId(stream.id)) this.#control.push(this.#maxStreamIdFrame())
-    this.#schedule()
+    // Every reply carries the limit; a packet of its own goes only when the peer is near it.
+    if (this.#isRemoteId(stream.id) && this.#maxRemoteStreamId - this.#highestRemoteId < this.#maxRemoteStreams / 2) {
+      this.#control.push(this.#maxStreamIdFrame())
+      this.#schedule()
+    }
+  }
+
+  #queueLazy(frame: Frame): void {
+    this.#lazy.push(frame)
+    this.#lazyTimer ??= setTimeout(() => {
+      this.#lazyTimer = undefined
+      this.#lazyDue = true
+      this.#schedule()
+    }, LAZY_MS)
   }
 
   #isRemoteId(id: number): boolean {
@@ -443,8 +463,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
         this.#maxDataFrame(),
       )
     }
-    const control = this.#control
+    const urgent = this.#control.length > 0
+    const control = this.#control.concat(this.#lazy)
     this.#control = []
+    this.#lazy = []
     frames.push(...control)
     const dirty: MoneyStream[] = []
     const shares: Outgoing['shares'] = []
@@ -501,9 +523,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       if (stream.hasData && (bytesLeft <= 64 || dataRoom <= 0)) busy = true
       if (!busy) this.#wanting.delete(stream)
     }
-    if (frames.length === 0 || (announce && frames.length === 4 && this.#announcing > 0)) {
-      for (const frame of control) this.#control.push(frame)
+    const carried = frames.length - control.length - (announce ? 4 : 0)
+    const needed = carried > 0 || urgent || (this.#lazyDue && control.length > 0) || (announce && this.#announcing === 0)
+    if (!needed) {
+      // Nothing worth a packet of its own yet: the frames wait.
+      this.#lazy = control
       return undefined
+    }
+    this.#lazyDue = false
+    if (this.#lazyTimer && control.length > 0) {
+      clearTimeout(this.#lazyTimer)
+      this.#lazyTimer = undefined
     }
     const minimumDestination = amount > 0n ? convertFloor(amount, this.#minRate ?? rate) : 0n
     return { frames, amount, minimumDestination, shares, data, dirty, control, unfulfillable: false, announce }
@@ -877,6 +907,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     }
     const stream = new MoneyStream(id, this)
     this.#streams.set(id, stream)
+    if (id > this.#highestRemoteId) this.#highestRemoteId = id
     this.emit('stream', stream)
     return stream.isOpen ? stream : 'refuse'
   }
@@ -1002,8 +1033,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.#closed = info
     clearTimeout(this.#idleTimer)
     clearTimeout(this.#retryTimer)
+    clearTimeout(this.#lazyTimer)
     this.#wanting.clear()
     this.#control = []
+    this.#lazy = []
     for (const stream of [...this.#streams.values()]) stream.connectionClosed(info)
     this.#streams.clear()
     if (!this.#connected) this.#onConnectFailed(new ConnectionClosedError(info))
