@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ErrorCodes, type Lease, type LeaseHost } from '@cogpay/core'
+import { ErrorCodes, MemoryLeaseStore, type Lease, type LeaseHost } from '@cogpay/core'
 import { FileLeaseStore } from '@cogpay/core/node'
 import { createLeaseHost, createPaymentServer, createPayer, type Payer } from '@cogpay/ilp'
 import Koa from 'koa'
@@ -215,6 +215,41 @@ describe('leases: pull payments over time on the real testnet', () => {
       expect(net.receiver.uplink.packetsSent - sent).toBeLessThanOrEqual(2)
     } finally {
       payer.child.kill('SIGKILL')
+    }
+  })
+
+  it('a payer that keeps one origin still knows a leased origin after others pushed it out: its host resumes the lease', async () => {
+    const payer = createPayer({ uplink: net.testnet.uri('one-origin'), maxOrigins: 1 })
+    const store = new MemoryLeaseStore()
+    const first = createLeaseHost({ paymentServer: net.receiver, store, graceMs: 300 })
+    const server = createPaymentServer({ uplink: net.testnet.uri('hostB') })
+    const restarted = createLeaseHost({ paymentServer: server, store, graceMs: 300 })
+    try {
+      payer.authorize(ORIGIN, { total: 10_000n, rate: { amount: 10n, intervalMs: 100 } })
+      const lease = await openLease(first, payer, { amount: 10n, intervalMs: 100 })
+      expect(lease.paid).toBe(10n)
+      // Two other origins, one credential slot: the leased origin is pushed out of the cache, and
+      // the unleased one after it is forgotten (it gets new credentials when it comes back).
+      const other = await payer.expect('http://other.test', 0n)
+      await other.finish(0)
+      await (await payer.expect('http://third.test', 0n)).finish(0)
+      const again = await payer.expect('http://other.test', 0n)
+      await again.finish(0)
+      expect(again.headers.address).not.toBe(other.headers.address)
+      // The host restarts: its new process resumes the lease on a new connection, with the
+      // credentials the payer handed out for the leased origin.
+      await first.close()
+      const [resumed] = await restarted.resume()
+      expect(resumed?.id).toBe(lease.id)
+      await sleep(250)
+      await resumed!.end()
+      expect(resumed!.paid > lease.paid).toBe(true)
+      await until(() => payer.leases()[0]?.status === 'ended' && payer.leases()[0]?.spent === resumed!.paid, 2000)
+    } finally {
+      await restarted.close()
+      await first.close()
+      await server.close()
+      await payer.close()
     }
   })
 

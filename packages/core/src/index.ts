@@ -44,6 +44,7 @@ export {
   decodeLeaseReport,
   PING_LINE,
 } from './socket-messages.js'
+export { LineReader, type LineReaderOptions } from './line-reader.js'
 export { createPriceResolver, type PriceSpec, type PriceResolver } from './price.js'
 export type { PaymentReceiver, CollectRequest, Collection, RefundRequest } from './receiver.js'
 export {

@@ -1,6 +1,6 @@
-import { Buffer } from 'node:buffer'
+import type { Buffer } from 'node:buffer'
 import type { DataAndMoneyStream } from 'ilp-protocol-stream'
-import { MAX_HELLO_BYTES } from '@cogpay/core'
+import { LineReader, MAX_HELLO_BYTES } from '@cogpay/core'
 
 /**
  * Refuses a stream: says why in a line of stream data and pays nothing more on it. The server
@@ -24,28 +24,22 @@ export function closeAfterGrace(stream: DataAndMoneyStream): void {
   stream.once('close', () => clearTimeout(timer))
 }
 
-/** Hands each later line of stream data to `onLine`; drops lines past MAX_HELLO_BYTES, and stops after `maxLines`. */
-export function readLines(
-  stream: DataAndMoneyStream,
-  rest: Buffer,
-  onLine: (line: Buffer) => void,
-  maxLines = 16,
-): void {
-  let buffered = rest
-  let lines = 0
+/**
+ * Hands each later line of stream data (after `rest`, what the hello's reader had read past it) to
+ * `onLine`. Unbounded in number, each bounded in size: a metered stream's ask lines come before its
+ * final message, however many steps it took. What has arrived of a line longer than MAX_HELLO_BYTES
+ * is dropped, once no whole line is left to read.
+ */
+export function readLines(stream: DataAndMoneyStream, rest: Uint8Array, onLine: (line: Uint8Array) => void): void {
+  const lines = new LineReader({ maxLineBytes: MAX_HELLO_BYTES - 1, overflow: 'drop' })
   const take = () => {
-    for (let newline = buffered.indexOf(0x0a); newline !== -1; newline = buffered.indexOf(0x0a)) {
-      onLine(buffered.subarray(0, newline))
-      buffered = buffered.subarray(newline + 1)
-      if (++lines >= maxLines) return stream.removeListener('data', onData)
-    }
-    if (buffered.length >= MAX_HELLO_BYTES) buffered = Buffer.alloc(0)
+    for (let line = lines.next(); line !== undefined; line = lines.next()) onLine(line)
   }
-  const onData = (chunk: Buffer) => {
-    buffered = Buffer.concat([buffered, chunk])
+  stream.on('data', (chunk: Buffer) => {
+    lines.push(chunk)
     take()
-  }
-  stream.on('data', onData)
+  })
+  lines.push(rest)
   take()
 }
 

@@ -2,10 +2,10 @@ import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import { createRequire } from 'node:module'
 import { CogpayError, ErrorCodes, isUnderAddress, type Asset } from '@cogpay/core'
-import type { IlpPlugin } from './plugin.js'
-import { createPlugin, redactedMessage } from './uplink-uri.js'
-import { withTimeout } from './timeout.js'
-import { InDoubt } from './in-doubt.js'
+import type { IlpPlugin } from '../plugin.js'
+import { createPlugin, redactedMessage } from '../uplink-uri.js'
+import { withTimeout } from '../timeout.js'
+import { InDoubt } from '../in-doubt.js'
 
 const require = createRequire(import.meta.url)
 const IlpPacket = require('ilp-packet') as typeof import('ilp-packet')

@@ -1,7 +1,7 @@
-import type { Buffer } from 'node:buffer'
 import type { DataAndMoneyStream } from 'ilp-protocol-stream'
 import { CloseReasons, decodeFinal, encodeLeaseReport, type LeaseTerms } from '@cogpay/core'
 import type { Budget, Reservation } from './budget.js'
+import type { PacketChecks } from './packet-checks.js'
 import { readLines, refuseStream } from './payer-streams.js'
 
 /**
@@ -40,7 +40,7 @@ export interface LeaseContext {
   /** Called with every amount paid, in the payer's units. */
   onSpend(amount: bigint): void
   /** Incoming-packet hooks of the connection (the host raising its ask arrives as a frame). */
-  readonly checks: Set<() => void> | undefined
+  readonly checks: PacketChecks
   /** Fresh credentials for this host, for the next stream of this lease. */
   resumeCredentials(): { address: string; secret: string }
 }
@@ -93,25 +93,20 @@ export class PayerLease {
    * Takes a (new) stream for this lease: reports what the host has received so far, then pays as
    * the host asks, within the rate cap and the budget.
    */
-  attach(stream: DataAndMoneyStream, rest: Buffer, context: LeaseContext): void {
+  attach(stream: DataAndMoneyStream, rest: Uint8Array, context: LeaseContext): void {
     const old = this.stream
     if (old && !old.destroyed) old.destroy()
     this.stream = stream
     this.status = 'active'
     const receivedBefore = this.received
     stream.write(encodeLeaseReport({ v: 1, lease: this.id, received: this.received, resume: context.resumeCredentials() }))
-    readLines(
-      stream,
-      rest,
-      (line) => {
-        const final = decodeFinal(line)
-        if (!final || !this.live) return
-        this.status = final.final === 'complete' ? 'ended' : 'stopped'
-        if (final.code) this.code = final.code
-        this.#detach()
-      },
-      Number.POSITIVE_INFINITY,
-    )
+    readLines(stream, rest, (line) => {
+      const final = decodeFinal(line)
+      if (!final || !this.live) return
+      this.status = final.final === 'complete' ? 'ended' : 'stopped'
+      if (final.code) this.code = final.code
+      this.#detach()
+    })
     // Every incoming packet on the connection runs `check` for every lease on it: skip at once when
     // this stream's ask and receipt are the very objects seen last time (STREAM replaces them).
     let seenMax: unknown
@@ -164,9 +159,9 @@ export class PayerLease {
       context.onSpend(value)
       check()
     })
-    context.checks?.add(check)
+    context.checks.add(check)
     stream.once('close', () => {
-      context.checks?.delete(check)
+      context.checks.delete(check)
       if (this.stream === stream) {
         if (this.status === 'active') this.status = 'interrupted'
         this.#detach()

@@ -18,9 +18,10 @@ import {
 } from '@cogpay/core'
 import { ClientLimits, payerAccount } from './client-limits.js'
 import { PaymentSocket, SocketFullError, waitForTotal, type SocketStream } from './payment-socket.js'
-import type { IlpPlugin } from './plugin.js'
-import { DEFAULT_UPLINK, parseUplinkUri, redactedMessage } from './uplink-uri.js'
-import { silentLogger, type Logger } from './logger.js'
+import type { IlpPlugin } from '../plugin.js'
+import { DEFAULT_UPLINK, parseUplinkUri, redactedMessage } from '../uplink-uri.js'
+import { silentLogger, type Logger } from '../logger.js'
+import { positiveInteger } from '../positive-integer.js'
 import { Uplink } from './uplink.js'
 
 /** Options for {@link createPaymentServer}. */
@@ -103,16 +104,16 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     super()
     const uplink = options.uplink ?? process.env.COGPAY_UPLINK ?? DEFAULT_UPLINK
     if (typeof uplink === 'string') parseUplinkUri(uplink)
-    const connectTimeoutMs = positive(options.connectTimeoutMs, 5_000, 'connectTimeoutMs')
+    const connectTimeoutMs = positiveInteger(options.connectTimeoutMs, 5_000, 'connectTimeoutMs')
     this.uplink = uplink instanceof Uplink ? uplink : new Uplink(uplink, { connectTimeoutMs })
     this.#options = {
-      maxSockets: positive(options.maxSockets, 10_000, 'maxSockets'),
-      maxOpening: positive(options.maxOpening, 256, 'maxOpening'),
-      socketIdleMs: positive(options.socketIdleMs, 60_000, 'socketIdleMs'),
+      maxSockets: positiveInteger(options.maxSockets, 10_000, 'maxSockets'),
+      maxOpening: positiveInteger(options.maxOpening, 256, 'maxOpening'),
+      socketIdleMs: positiveInteger(options.socketIdleMs, 60_000, 'socketIdleMs'),
       connectTimeoutMs,
-      paymentTimeoutMs: positive(options.paymentTimeoutMs, 10_000, 'paymentTimeoutMs'),
-      maxStreamsPerSocket: positive(options.maxStreamsPerSocket, 10_000, 'maxStreamsPerSocket'),
-      maxPendingPerClient: positive(options.maxPendingPerClient, 64, 'maxPendingPerClient'),
+      paymentTimeoutMs: positiveInteger(options.paymentTimeoutMs, 10_000, 'paymentTimeoutMs'),
+      maxStreamsPerSocket: positiveInteger(options.maxStreamsPerSocket, 10_000, 'maxStreamsPerSocket'),
+      maxPendingPerClient: positiveInteger(options.maxPendingPerClient, 64, 'maxPendingPerClient'),
     }
     this.#limits = new ClientLimits(this.#options.maxPendingPerClient)
     this.#log = options.logger ?? silentLogger
@@ -438,12 +439,4 @@ export function defaultPaymentServer(): PaymentServer {
 
 function socketKey(address: string, secret: Uint8Array): string {
   return `${address} ${Buffer.from(secret).toString('base64')}`
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `${name} must be a positive integer, got ${value}`)
-  }
-  return value
 }

@@ -5,6 +5,7 @@ import {
   CloseReasons,
   CogpayError,
   ErrorCodes,
+  LineReader,
   decodeLeaseReport,
   encodeAsk,
   encodeFinal,
@@ -18,7 +19,7 @@ import {
   type StreamFinal,
 } from '@cogpay/core'
 import type { Channel } from './uplink.js'
-import { retryTemporaryRejects } from './stream-retries.js'
+import { retryTemporaryRejects } from '../stream-retries.js'
 
 const require = createRequire(import.meta.url)
 const { createConnection } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -282,7 +283,7 @@ export class SocketStream implements PaymentStream {
     this.closed = new Promise((resolve) => stream.once('close', () => resolve(this.received)))
     if (socket) stream.once('money', () => (socket.paidOnce = true))
     this.stopped = new Promise<CogpayError>((resolve) => {
-      let said = ''
+      const said = new LineReader({ maxLineBytes: 512, overflow: { keep: 256 } })
       // The owner (collect, or a Meter with its final message) closes the stream on this.
       const stop = (reason: string) => {
         if (!this.#closedByUs) resolve(refusal(reason, this.received, this.#asked))
@@ -290,14 +291,12 @@ export class SocketStream implements PaymentStream {
       // The payer writes lines: a JSON object is a message (a lease report), anything else says
       // why it refuses. Lines are bounded; a longer one is cut.
       stream.on('data', (chunk: Buffer) => {
-        said += chunk.toString('latin1')
-        for (let newline = said.indexOf('\n'); newline !== -1; newline = said.indexOf('\n')) {
-          const line = said.slice(0, newline)
-          said = said.slice(newline + 1)
-          if (line.startsWith('{')) this.onMessage(line)
-          else return stop(line)
+        said.push(chunk)
+        for (let line = said.next(); line !== undefined; line = said.next()) {
+          const text = Buffer.from(line.buffer, line.byteOffset, line.byteLength).toString('latin1')
+          if (text.startsWith('{')) this.onMessage(text)
+          else return stop(text)
         }
-        if (said.length > 512) said = said.slice(0, 256)
       })
       stream.on('error', (err: Error) => stop(err.message))
       // A stream closed by its connection's failure says nothing itself: take the connection's error.
