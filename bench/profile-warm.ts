@@ -27,7 +27,7 @@ import { createPaymentServer, createPayer, type IlpPlugin, type Payer } from '@c
 import type { CollectRequest } from '@cogpay/core'
 import { createPayFetch, type FetchFunction } from '@cogpay/fetch'
 import { createBenchApp } from './app.ts'
-import { listen } from '../test/support/network.ts'
+import { listen } from './listen.ts'
 
 if (process.env.BENCH_FAST_TIMERS === '1') {
   // What-if experiment only: the libraries yield with setTimeout(fn) (clamped to >= 1 ms by Node)

@@ -1,318 +1,400 @@
 /**
- * cogpay benchmark: paid against unpaid requests on the same Express server, in the same run, on
- * the real embedded testnet (ilp-connector + mini-accounts) over loopback.
+ * cogpay benchmark (issue 10): paid against unpaid requests on the same Express server, and both
+ * against the floor (raw ILP Prepare→Fulfill round trips through the same hub, and unpaid HTTP),
+ * all from one run, on the real embedded testnet (ilp-connector + mini-accounts) over loopback.
  *
- *   node --expose-gc --import tsx bench/run.ts      (or: pnpm bench)
+ *   npm run bench                     (node --import tsx bench/run.ts)
+ *   BENCH_QUICK=1 npm run bench       a smoke run of a few seconds' worth of each phase
  *
- * Measures warm and cold latency (p50, p99), throughput with 1 and 32 clients, and memory per open
- * payment socket (server and payer sides in child processes of their own). Prints a table and the
- * raw numbers, and exits 0: it is a benchmark, not a test. Every loop is bounded in count and time.
+ * The hub, the paid server and the load generator run in separate processes (bench/hub-process.ts,
+ * bench/server-process.ts, bench/loadgen-process.ts), forked by this one, which only coordinates
+ * them over IPC (bench/child-handle.ts, bench/serve.ts), so no party's latency includes another's
+ * work on the same event loop, and CPU is counted per process. The
+ * memory figure forks two more (bench/memory-child.ts): a PaymentServer alone and payers alone.
+ * Every loop is bounded in count and time; every child is killed at the end, however it ends.
  *
- * Knobs (environment): BENCH_SCALE (default 1) multiplies every count and duration; BENCH_SOCKETS
- * (default 1000) is the number of sockets opened for the memory figure.
+ * It prints a table with issue 10's targets, and the raw numbers, and writes bench/results.json
+ * (git-ignored: figures belong to a machine and a day). It exits 0 when it measured everything,
+ * whatever the figures: it is a benchmark, not a test; 1 when a phase failed.
  *
- * Note: hub, HTTP server, payment server and clients share this one process and event loop for
- * the latency and throughput figures, so every paid figure includes the hub's and the payer's CPU.
+ * Knobs (environment):
+ *   BENCH_SCALE        multiplies every count and duration (default 1; 0.1 with BENCH_QUICK=1)
+ *   BENCH_QUICK=1      a smoke run: BENCH_SCALE 0.1, 100 sockets, 100 leases for 1 s
+ *   BENCH_SOCKETS      sockets opened for the memory figure (default 1000)
+ *   BENCH_LEASES       leases for the lease figure (default 1000, every 100 ms)
+ *   BENCH_LEASE_SECONDS  the lease figure's measured window (default 10 x BENCH_SCALE, at least 1)
+ *   BENCH_LOADGENS     load generator processes sharing the 32 throughput clients (default 1)
+ *   BENCH_TRANSPORTS   comma-separated STREAM transports to measure, one after the other with
+ *                      fresh processes (default ilp-protocol-stream; see bench/transports.ts);
+ *                      each child gets its name as COGPAY_TRANSPORT
+ *   BENCH_PHASES       comma-separated phases to run (default all: floor, warm, cold, throughput,
+ *                      metered, leases, memory); the figures of the others are null
+ *   BENCH_PROFILE=1    after the measured warm paid phase, one more pass under V8's profiler in
+ *                      every process: bench/profiles/<transport>.<process>.cpuprofile (git-ignored;
+ *                      bench/cpu-summary.ts summarises them)
  */
-import { fork, spawnSync, type ChildProcess } from 'node:child_process'
-import { createRequire } from 'node:module'
-import { cpus } from 'node:os'
-import { performance } from 'node:perf_hooks'
+import { mkdirSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import express, { type NextFunction, type Request as ExpressRequest, type Response as ExpressResponse } from 'express'
-import { startTestnet } from '@cogpay/testnet'
-import { createPaymentServer, createPayer, type Payer } from '@cogpay/ilp'
-import { createPayFetch, getPayment, type FetchFunction, type PayFetch } from '@cogpay/fetch'
-import { createApp as createExampleApp } from '@cogpay/example-express-basic'
-import { createBenchApp } from './app.ts'
-import { listen } from '../test/support/network.ts'
-import { benchMetered, printMetered } from './metered.ts'
-import type { FromChild, ToChild } from './memory-child.ts'
-
-// ---------------------------------------------------------------------------------------------
-// undici: the very copy @cogpay/fetch uses (it is that package's dependency, not the root's).
-
-interface UndiciAgent {
-  close(): Promise<void>
-}
-interface Undici {
-  Agent: new (options?: { connections?: number; pipelining?: number }) => UndiciAgent
-  fetch(input: string | URL, init?: RequestInit & { dispatcher?: UndiciAgent }): Promise<Response>
-}
-const undici = createRequire(new URL('../packages/fetch/package.json', import.meta.url))('undici') as Undici
-
-/** A fetch bound to one undici Agent (one keep-alive connection pool). */
-const fetchVia =
-  (agent: UndiciAgent): FetchFunction =>
-  (input, init) =>
-    undici.fetch(input, { ...init, dispatcher: agent })
+import type { HubCommands } from './hub-process.ts'
+import type { LoadgenCommands } from './loadgen-process.ts'
+import type { MemoryPayersCommands, MemoryServerCommands } from './memory-child.ts'
+import type { ServerCommands } from './server-process.ts'
+import { METERED_CONFIGS, type MeteredRun } from './metered.ts'
+import { printDetails, printReport, writeResults, type CpuSplit, type LeaseResult, type MemoryResult, type TransportRun } from './report.ts'
+import { ChildHandle, stopAll } from './child-handle.ts'
+import { now, type Bounds, type Throughput } from './stats.ts'
+import { DEFAULT_TRANSPORT, transportsFrom, type TransportName } from './transports.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Settings
 
-const scale = Number(process.env.BENCH_SCALE ?? 1) > 0 ? Number(process.env.BENCH_SCALE ?? 1) : 1
+const quick = process.env.BENCH_QUICK === '1'
+const PHASES = ['floor', 'warm', 'cold', 'throughput', 'metered', 'leases', 'memory'] as const
+type Phase = (typeof PHASES)[number]
+const positive = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback)
+  return Number.isFinite(value) && value > 0 ? value : fallback
+}
+const scale = positive('BENCH_SCALE', quick ? 0.1 : 1)
 const n = (count: number) => Math.max(1, Math.round(count * scale))
+const ms = (duration: number, atLeast = 250) => Math.max(atLeast, Math.round(duration * scale))
+const bounds = (count: number, maxMs: number, warmup = n(50)): Bounds => ({ count: n(count), warmup, maxMs: ms(maxMs, 5000) })
 const settings = {
-  warmup: n(50),
-  warmUnpaid: n(2000),
+  floor: bounds(2000, 20_000),
+  floorInFlight: 32,
+  floorInFlightMs: ms(2000),
+  httpFloor: bounds(2000, 20_000),
+  warmUnpaid: bounds(2000, 20_000),
   // More than the payer's 1000 concurrent streams: one socket must keep serving past it.
-  warmPaid: n(2000),
-  warmMaxMs: 20_000 * scale,
-  exampleCount: n(200),
+  warmPaid: bounds(2000, 30_000),
+  profileRequests: n(1000),
   coldUnpaid: n(200),
   coldPaid: n(100),
-  coldMaxMs: 30_000 * scale,
-  throughputMs: 5_000 * scale,
-  clientsMany: 32,
-  sockets: Math.max(1, Number(process.env.BENCH_SOCKETS ?? 1000)),
+  coldMaxMs: ms(30_000, 5000),
+  clients: 32,
+  throughputMs: ms(5000),
+  loadgens: Math.min(32, Math.round(positive('BENCH_LOADGENS', 1))),
+  sockets: Math.round(positive('BENCH_SOCKETS', quick ? 100 : 1000)),
   memoryPayers: 4,
-  memoryMaxMs: 60_000,
+  meteredMs: ms(2000),
+  meteredMaxSteps: 100_000,
+  leases: Math.round(positive('BENCH_LEASES', quick ? 100 : 1000)),
+  leaseIntervalMs: 100,
+  leaseAmount: 10n,
+  leaseWindowMs: Math.round(1000 * positive('BENCH_LEASE_SECONDS', Math.max(1, 10 * scale))),
+  leaseGraceMs: 5000,
+  profile: process.env.BENCH_PROFILE === '1',
+  transports: transportsFrom(process.env.BENCH_TRANSPORTS),
+  phases: phasesFrom(process.env.BENCH_PHASES),
 }
 
-// ---------------------------------------------------------------------------------------------
-// Helpers
-
-const now = () => performance.now()
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN
-  const sorted = [...values].sort((a, b) => a - b)
-  const rank = Math.ceil((p / 100) * sorted.length) // nearest rank
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
-}
-
-interface Stats {
-  count: number
-  errors: number
-  p50: number
-  p90: number
-  p99: number
-  mean: number
-  min: number
-  max: number
-  firstError?: string
-}
-function stats(values: number[], errors = 0, firstError?: string): Stats {
-  return {
-    ...(firstError === undefined ? {} : { firstError }),
-    count: values.length,
-    errors,
-    p50: percentile(values, 50),
-    p90: percentile(values, 90),
-    p99: percentile(values, 99),
-    mean: values.reduce((a, b) => a + b, 0) / (values.length || 1),
-    min: Math.min(...values),
-    max: Math.max(...values),
+/** BENCH_PHASES: which phases to run (comma-separated; default all). */
+function phasesFrom(value: string | undefined): Set<Phase> {
+  if (!value?.trim()) return new Set(PHASES)
+  const names = value.split(',').map((name) => name.trim())
+  for (const name of names) {
+    if (!(PHASES as readonly string[]).includes(name)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(name)}; known: ${PHASES.join(', ')}`)
   }
-}
-
-/** Runs `fn` sequentially: `warmup` untimed calls, then up to `count` timed ones within `maxMs`. */
-async function sequential(fn: () => Promise<void>, count: number, maxMs: number, warmup = settings.warmup): Promise<Stats> {
-  const times: number[] = []
-  let errors = 0
-  let firstError: string | undefined
-  const deadline = now() + maxMs
-  for (let i = 0; i < warmup + count && now() < deadline; i++) {
-    const start = now()
-    try {
-      await fn()
-      if (i >= warmup) times.push(now() - start)
-    } catch (err) {
-      errors++
-      firstError ??= errorText(err)
-    }
-  }
-  return stats(times, errors, firstError)
-}
-
-function errorText(err: unknown): string {
-  return ((err as Error)?.message ?? String(err)).split('\n')[0]!.slice(0, 300)
-}
-
-interface Throughput {
-  clients: number
-  requests: number
-  errors: number
-  seconds: number
-  rps: number
-  latency: Stats
-}
-/** Each client loops sequentially until the deadline; req/s = completed requests / elapsed. */
-async function throughput(clients: Array<() => Promise<void>>, durationMs: number): Promise<Throughput> {
-  const times: number[] = []
-  let errors = 0
-  let firstError: string | undefined
-  const start = now()
-  const deadline = start + durationMs
-  await Promise.all(
-    clients.map(async (fn) => {
-      while (now() < deadline) {
-        const t = now()
-        try {
-          await fn()
-          times.push(now() - t)
-        } catch (err) {
-          errors++
-          firstError ??= errorText(err)
-          await sleep(1)
-        }
-      }
-    }),
-  )
-  const seconds = (now() - start) / 1000
-  return {
-    clients: clients.length,
-    requests: times.length,
-    errors,
-    seconds,
-    rps: times.length / seconds,
-    latency: stats(times, errors, firstError),
-  }
-}
-
-function unpaidRequest(url: string, agent: UndiciAgent): () => Promise<void> {
-  const fetch = fetchVia(agent)
-  return async () => {
-    const response = await fetch(`${url}/free`)
-    const body = await response.text()
-    if (response.status !== 200) throw new Error(`unpaid: ${response.status} ${body}`)
-  }
-}
-
-function paidRequest(url: string, payFetch: PayFetch, path = '/paid'): () => Promise<void> {
-  return async () => {
-    const response = await payFetch(`${url}${path}`)
-    const body = await response.text()
-    if (response.status !== 200) throw new Error(`paid: ${response.status} ${body}`)
-    const spent = getPayment(response)?.spent
-    if (spent !== 100n) throw new Error(`paid: spent ${spent}, expected 100`)
-  }
+  return new Set(names as Phase[])
 }
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
+const resultsFile = fileURLToPath(new URL('./results.json', import.meta.url))
+const profileDir = fileURLToPath(new URL('./profiles/', import.meta.url))
+/** How long an IPC call may take beyond its phase's own bound. */
+const slack = 60_000
 
 // ---------------------------------------------------------------------------------------------
-// Memory: one PaymentServer in a child process, the payers in another, the testnet here.
+// CPU over a phase, summed over every process that takes part
 
-interface MemorySample {
-  heapUsed: number
-  rss: number
-  external: number
-  arrayBuffers: number
-  gc: string
-  sockets?: number
+async function cpuAround<T>(
+  processes: ReadonlyArray<{ name: string; handle: { cpuUsage(): Promise<NodeJS.CpuUsage> } }>,
+  phase: () => Promise<T>,
+  requests: (result: T) => number,
+): Promise<{ result: T; cpu: CpuSplit }> {
+  const sample = () =>
+    Promise.all([process.cpuUsage(), ...processes.map((p) => p.handle.cpuUsage())])
+  const before = await sample()
+  const result = await phase()
+  const after = await sample()
+  const names = ['orchestrator', ...processes.map((p) => p.name)]
+  const msByProcess: Record<string, number> = {}
+  names.forEach((name, i) => {
+    const a = after[i]!
+    const b = before[i]!
+    msByProcess[name] = (a.user - b.user + a.system - b.system) / 1000
+  })
+  return {
+    result,
+    cpu: { requests: requests(result), msByProcess, totalMs: Object.values(msByProcess).reduce((x, y) => x + y, 0) },
+  }
 }
-interface MemoryResult {
-  sockets: number
-  opened: number
-  failed: number
-  firstError?: string
-  openMs: number
-  gc: string
-  server: { before: MemorySample; after: MemorySample }
-  payers: { before: MemorySample; after: MemorySample }
+
+/** Several throughput runs (one per load generator) as one. */
+function merge(parts: Throughput[]): Throughput {
+  const firstError = parts.find((p) => p.firstError)?.firstError
+  return {
+    clients: parts.reduce((x, p) => x + p.clients, 0),
+    requests: parts.reduce((x, p) => x + p.requests, 0),
+    errors: parts.reduce((x, p) => x + p.errors, 0),
+    seconds: Math.max(...parts.map((p) => p.seconds)),
+    times: parts.flatMap((p) => p.times),
+    ...(firstError === undefined ? {} : { firstError }),
+  }
 }
 
-class Child {
-  readonly process: ChildProcess
-  #queue: FromChild[] = []
-  #waiting: ((message: FromChild) => void) | undefined
-  #exited = false
+// ---------------------------------------------------------------------------------------------
+// One transport, from fresh processes
 
-  constructor(role: string, args: string[]) {
-    const file = fileURLToPath(new URL('./memory-child.ts', import.meta.url))
-    this.process = fork(file, [role, ...args], {
-      execArgv: ['--expose-gc', '--import', import.meta.resolve('tsx')],
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    })
-    this.process.on('message', (message: FromChild) => {
-      const waiting = this.#waiting
-      this.#waiting = undefined
-      if (waiting) waiting(message)
-      else this.#queue.push(message)
-    })
-    this.process.on('exit', () => {
-      this.#exited = true
-    })
+async function measure(transport: TransportName): Promise<TransportRun> {
+  const run: TransportRun = { transport, errors: [] }
+  const env = { COGPAY_TRANSPORT: transport }
+  /** Runs a phase; a failure is recorded and the next phase runs. */
+  const phase = async (key: Phase, name: string, fn: () => Promise<void>) => {
+    if (!settings.phases.has(key)) return
+    log(`${transport}: ${name}...`)
+    try {
+      await fn()
+    } catch (err) {
+      const message = `${name}: ${(err as Error)?.message ?? err}`
+      run.errors.push(message.split('\n').slice(0, 3).join(' | '))
+      log(`${transport}: FAILED ${message}`)
+    }
   }
 
-  send(message: ToChild): void {
-    this.process.send(message)
-  }
+  const hub = await ChildHandle.start<HubCommands>('hub', './hub-process.ts', { env })
+  let server: ChildHandle<ServerCommands> | undefined
+  let loadgens: Array<ChildHandle<LoadgenCommands>> = []
+  try {
+    const { childPrefix } = await hub.call('start', undefined, 30_000)
+    const uris = (name: string, count: number) => hub.call('uris', { name, count }, 10_000)
+    ;[server, ...loadgens] = await Promise.all([
+      ChildHandle.start<ServerCommands>('server', './server-process.ts', { env }),
+      ...Array.from({ length: settings.loadgens }, (_, i) =>
+        ChildHandle.start<LoadgenCommands>(`loadgen${settings.loadgens > 1 ? i + 1 : ''}`, './loadgen-process.ts', { env }),
+      ),
+    ])
+    const paidServer = server
+    const loadgen = loadgens[0]!
+    const { url } = await paidServer.call('start', { uplink: (await uris('server', 1))[0]! }, 30_000)
+    const everyone = [
+      { name: 'hub', handle: hub },
+      { name: 'server', handle: paidServer },
+      ...loadgens.map((handle) => ({ name: handle.name, handle })),
+    ]
 
-  /** The next message, within `ms`. */
-  next(ms: number): Promise<FromChild> {
-    const queued = this.#queue.shift()
-    if (queued) return Promise.resolve(queued)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiting = undefined
-        reject(new Error(`child did not answer within ${ms} ms`))
-      }, ms)
-      this.#waiting = (message) => {
-        clearTimeout(timer)
-        if (message.type === 'error') reject(new Error(message.message))
-        else resolve(message)
+    await phase('floor', 'floor (raw ILP round trips, unpaid HTTP)', async () => {
+      const [receiverUri, senderUri] = await uris('floor', 2)
+      await paidServer.call('floorReceiver', { uri: receiverUri! }, 30_000)
+      await loadgen.call('floorConnect', { uri: senderUri!, destination: `${childPrefix}.${new URL(receiverUri!).username}` }, 30_000)
+      await loadgen.call('floorSequential', { bounds: { ...settings.floor, count: 1 } }, slack)
+      const { result: roundTrip, cpu } = await cpuAround(
+        everyone,
+        () => loadgen.call('floorSequential', { bounds: { ...settings.floor, warmup: 0 } }, settings.floor.maxMs + slack),
+        (stats) => stats.count + stats.errors,
+      )
+      const inFlight = await loadgen.call(
+        'floorInFlight',
+        { inFlight: settings.floorInFlight, durationMs: settings.floorInFlightMs },
+        settings.floorInFlightMs + slack,
+      )
+      await loadgen.call('floorClose', undefined, 10_000)
+      run.floor = { roundTrip, cpu, inFlight: inFlight.inFlight, packetsPerSecond: inFlight.packetsPerSecond, inFlightErrors: inFlight.errors }
+      run.httpFloor = await loadgen.call('httpFloor', { url, bounds: settings.httpFloor }, settings.httpFloor.maxMs + slack)
+    })
+
+    await phase('warm', 'warm unpaid', async () => {
+      // The warm-up is its own call, so that the CPU figure covers only the timed requests.
+      await loadgen.call('warmUnpaid', { url, bounds: { ...settings.warmUnpaid, count: 1 } }, slack)
+      const { result, cpu } = await cpuAround(
+        everyone,
+        () => loadgen.call('warmUnpaid', { url, bounds: { ...settings.warmUnpaid, warmup: 0 } }, settings.warmUnpaid.maxMs + slack),
+        (stats) => stats.count + stats.errors,
+      )
+      run.warmUnpaid = result
+      run.cpuUnpaid = cpu
+    })
+
+    await phase('warm', 'warm paid', async () => {
+      const [uri] = await uris('payer', 1)
+      await loadgen.call('warmPaidStart', { url, uri: uri!, warmup: settings.warmPaid.warmup }, settings.warmPaid.maxMs + slack)
+      const before = await paidServer.call('counters', undefined, 10_000)
+      const { result, cpu } = await cpuAround(
+        everyone,
+        () => loadgen.call('warmPaidRun', { count: settings.warmPaid.count, maxMs: settings.warmPaid.maxMs }, settings.warmPaid.maxMs + slack),
+        (stats) => stats.count + stats.errors,
+      )
+      const after = await paidServer.call('counters', undefined, 10_000)
+      run.warmPaid = result
+      run.cpuPaid = cpu
+      run.packetsPerPaidRequest = (after.packets - before.packets) / Math.max(1, result.count + result.errors)
+      if (settings.profile) {
+        mkdirSync(profileDir, { recursive: true })
+        await Promise.all(everyone.map((p) => p.handle.profileStart()))
+        await loadgen.call('warmPaidRun', { count: settings.profileRequests, maxMs: settings.warmPaid.maxMs }, settings.warmPaid.maxMs + slack)
+        run.profiles = await Promise.all(
+          everyone.map(async (p) => {
+            const file = `${profileDir}${transport}.${p.name}.cpuprofile`
+            await p.handle.profileStop(file)
+            return file
+          }),
+        )
+      }
+      await loadgen.call('warmPaidStop', undefined, 30_000)
+    })
+
+    await phase('cold', 'cold', async () => {
+      const before = await paidServer.call('counters', undefined, 10_000)
+      const cold = await loadgen.call(
+        'cold',
+        { url, unpaid: settings.coldUnpaid, uris: await uris('cold', settings.coldPaid), maxMs: settings.coldMaxMs },
+        2 * settings.coldMaxMs + slack,
+      )
+      const after = await paidServer.call('counters', undefined, 10_000)
+      run.cold = { ...cold, socketsOpened: after.socketsOpened - before.socketsOpened }
+    })
+
+    await phase('throughput', `throughput, ${settings.clients} clients`, async () => {
+      const share = (i: number) => Math.floor(settings.clients / loadgens.length) + (i < settings.clients % loadgens.length ? 1 : 0)
+      const throughput: { unpaid?: Throughput; paid?: Throughput } = {}
+      run.throughput = throughput
+      for (const kind of ['unpaid', 'paid'] as const) {
+        await Promise.all(
+          loadgens.map(async (lg, i) =>
+            lg.call(
+              'throughputStart',
+              { url, clients: share(i), ...(kind === 'paid' ? { paidUris: await uris('tput', share(i)) } : {}) },
+              slack,
+            ),
+          ),
+        )
+        const parts = await Promise.all(
+          loadgens.map((lg) => lg.call('throughputRun', { durationMs: settings.throughputMs }, settings.throughputMs + slack)),
+        )
+        throughput[kind] = merge(parts)
+        await Promise.all(loadgens.map((lg) => lg.call('throughputStop', undefined, 30_000)))
       }
     })
-  }
 
-  async ask<T extends FromChild['type']>(message: ToChild, type: T, ms: number): Promise<Extract<FromChild, { type: T }>> {
-    this.send(message)
-    const answer = await this.next(ms)
-    if (answer.type !== type) throw new Error(`expected ${type} from child, got ${JSON.stringify(answer)}`)
-    return answer as Extract<FromChild, { type: T }>
-  }
+    await phase('metered', 'metered', async () => {
+      const [uri] = await uris('metered', 1)
+      await loadgen.call('meteredStart', { uri: uri! }, 30_000)
+      const runs: MeteredRun[] = []
+      run.metered = runs
+      for (const config of METERED_CONFIGS) {
+        const payment = await loadgen.call('meteredExpect', undefined, 30_000)
+        try {
+          runs.push(
+            await paidServer.call(
+              'meter',
+              { payment, ...config, durationMs: settings.meteredMs, maxSteps: settings.meteredMaxSteps },
+              settings.meteredMs + slack,
+            ),
+          )
+        } finally {
+          await loadgen.call('meteredFinish', undefined, 30_000)
+        }
+      }
+    })
 
-  async stop(): Promise<void> {
-    if (this.#exited) return
-    const exited = new Promise((resolve) => this.process.once('exit', resolve))
-    try {
-      this.send({ cmd: 'exit' })
-    } catch {
-      // channel already closed
-    }
-    await Promise.race([exited, sleep(3000)])
-    if (!this.#exited && this.process.pid !== undefined) this.process.kill('SIGKILL')
+    await phase('leases', `leases (${settings.leases} every ${settings.leaseIntervalMs} ms)`, async () => {
+      const [hostUri, payerUri] = await uris('lease', 2)
+      await paidServer.call('leaseHost', { uplink: hostUri!, graceMs: settings.leaseGraceMs }, 30_000)
+      await loadgen.call(
+        'leasePayerStart',
+        { uri: payerUri!, count: settings.leases, amount: settings.leaseAmount, intervalMs: settings.leaseIntervalMs },
+        30_000,
+      )
+      try {
+        const opening = now()
+        const deadline = opening + 120_000
+        let opened = 0
+        let failed = 0
+        let firstError: string | undefined
+        for (let i = 0; i < settings.leases && now() < deadline; i += 50) {
+          const payments = await loadgen.call('leaseExpect', { count: Math.min(50, settings.leases - i) }, 30_000)
+          const batch = await paidServer.call(
+            'leaseOpen',
+            { payments, amount: settings.leaseAmount, intervalMs: settings.leaseIntervalMs, concurrency: 50 },
+            settings.leaseGraceMs + slack,
+          )
+          await loadgen.call('leaseRequestsDone', undefined, 30_000)
+          opened += batch.opened
+          failed += batch.failed
+          firstError ??= batch.firstError
+        }
+        const openSeconds = (now() - opening) / 1000
+        const heapKiBPerLease = await paidServer.call('leaseHeapPerLeaseKiB', undefined, 30_000)
+        const { result: window, cpu } = await cpuAround(
+          everyone,
+          () =>
+            paidServer.call(
+              'leaseMeasure',
+              { settleMs: 2 * settings.leaseIntervalMs, windowMs: settings.leaseWindowMs, notOpened: settings.leases - opened },
+              settings.leaseWindowMs + slack,
+            ),
+          (w) => w.onTime + w.paidLate,
+        )
+        const lease: LeaseResult = { opened, failed, openSeconds, heapKiBPerLease, window, cpu }
+        if (firstError !== undefined) lease.firstError = firstError
+        run.leases = lease
+      } finally {
+        await paidServer.call('leaseClose', undefined, 60_000).catch(() => {})
+        await loadgen.call('leasePayerStop', undefined, 30_000).catch(() => {})
+      }
+    })
+
+    // The memory figure runs in processes of its own: let these two go first.
+    await stopAll([paidServer, ...loadgens])
+
+    await phase('memory', `memory (${settings.sockets} sockets)`, async () => {
+      run.memory = await measureMemory(env, uris)
+    })
+  } finally {
+    await stopAll([server, ...loadgens, hub])
   }
+  return run
 }
 
-async function memoryBenchmark(uri: (name: string) => string): Promise<MemoryResult> {
-  const server = new Child('server', [uri('memserver')])
-  const payers = new Child('payers', Array.from({ length: settings.memoryPayers }, () => uri('mempayer')))
+/** Heap per open socket: a PaymentServer alone and payers alone, each in a process of its own. */
+async function measureMemory(env: Record<string, string>, uris: (name: string, count: number) => Promise<string[]>): Promise<MemoryResult> {
+  const [server, payers] = await Promise.all([
+    ChildHandle.start<MemoryServerCommands>('memory-server', './memory-child.ts', { env, args: ['server'] }),
+    ChildHandle.start<MemoryPayersCommands>('memory-payers', './memory-child.ts', { env, args: ['payers'] }),
+  ])
   try {
-    await Promise.all([server.next(30_000), payers.next(30_000)])
+    await Promise.all([
+      server.call('start', { uri: (await uris('memserver', 1))[0]! }, 30_000),
+      payers.call('start', { uris: await uris('mempayer', settings.memoryPayers) }, 30_000),
+    ])
     // Warm-up: a few sockets, so that code paths, caches and lazy state exist before the baseline.
-    const warm = await payers.ask({ cmd: 'issue', prefix: 'w', count: 8 }, 'headers', 30_000)
-    const warmed = await server.ask({ cmd: 'collect', list: warm.list, concurrency: 8 }, 'collected', 30_000)
+    const warm = await payers.call('issue', { prefix: 'w', count: 8 }, 30_000)
+    const warmed = await server.call('collect', { list: warm, concurrency: 8 }, 30_000)
     if (warmed.ok !== 8) throw new Error(`warm-up collect failed: ${warmed.firstError}`)
-    await payers.ask({ cmd: 'finish' }, 'finished', 30_000)
-    const serverBefore = await server.ask({ cmd: 'measure' }, 'memory', 30_000)
-    const payersBefore = await payers.ask({ cmd: 'measure' }, 'memory', 30_000)
+    await payers.call('finish', undefined, 30_000)
+    const serverBefore = await server.memory()
+    const payersBefore = await payers.memory()
 
-    const issued = await payers.ask({ cmd: 'issue', prefix: 'o', count: settings.sockets }, 'headers', 60_000)
-    const collected = await server.ask(
-      { cmd: 'collect', list: issued.list, concurrency: 64 },
-      'collected',
-      settings.memoryMaxMs,
-    )
-    await payers.ask({ cmd: 'finish' }, 'finished', 60_000)
-    const serverAfter = await server.ask({ cmd: 'measure' }, 'memory', 30_000)
-    const payersAfter = await payers.ask({ cmd: 'measure' }, 'memory', 30_000)
-    const strip = ({ type: _type, ...sample }: Extract<FromChild, { type: 'memory' }>): MemorySample => sample
-    return {
+    const issued = await payers.call('issue', { prefix: 'o', count: settings.sockets }, 60_000)
+    const collected = await server.call('collect', { list: issued, concurrency: 64 }, 120_000)
+    await payers.call('finish', undefined, 60_000)
+    const serverAfter = await server.memory()
+    const payersAfter = await payers.memory()
+    const memory: MemoryResult = {
       sockets: settings.sockets,
       opened: collected.ok,
       failed: collected.failed,
-      ...(collected.firstError ? { firstError: collected.firstError } : {}),
       openMs: collected.ms,
-      gc: serverAfter.gc,
-      server: { before: strip(serverBefore), after: strip(serverAfter) },
-      payers: { before: strip(payersBefore), after: strip(payersAfter) },
+      socketsKept: await server.call('sockets', undefined, 10_000),
+      server: { before: serverBefore, after: serverAfter },
+      payers: { before: payersBefore, after: payersAfter },
+      payersInProcess: settings.memoryPayers,
     }
+    if (collected.firstError) memory.firstError = collected.firstError
+    return memory
   } finally {
-    await Promise.all([server.stop(), payers.stop()])
+    await stopAll([server, payers])
   }
 }
 
@@ -320,251 +402,35 @@ async function memoryBenchmark(uri: (name: string) => string): Promise<MemoryRes
 // Main
 
 const startedAt = now()
-log(`node ${process.version}, ${cpus().length} CPUs, scale ${scale}`)
-const testnet = await startTestnet()
-const receiver = createPaymentServer({ uplink: testnet.uri('server') })
-await receiver.uplink.connect()
-
-// One HTTP server: the bench's /free and /paid (one handler, unpaid and paid), and the
-// express-basic example's routes (/weather paid 100, /health free).
-const app = express()
-app.use(createBenchApp({ receiver }))
-app.use(createExampleApp({ receiver }))
-// Errors (502s) are counted by the clients; answer them quietly instead of Express's stack dump.
-app.use((err: unknown, _req: ExpressRequest, res: ExpressResponse, _next: NextFunction) => {
-  const { status, code, message } = err as { status?: number; code?: string; message?: string }
-  res.status(status ?? 500).json({ error: { code, message } })
-})
-const http = await listen(app)
-const url = http.url
-
-const payers: Payer[] = []
-const newPayer = () => {
-  const payer = createPayer({ uplink: testnet.uri('payer') })
-  payers.push(payer)
-  return payer
-}
-const agents: UndiciAgent[] = []
-const newAgent = () => {
-  const agent = new undici.Agent()
-  agents.push(agent)
-  return agent
-}
-const newPayFetch = async (agent = newAgent()) => {
-  const payer = newPayer()
-  await payer.start()
-  return createPayFetch({ payer, maxSpend: 1000n, fetch: fetchVia(agent) })
-}
-
-// 1. Warm latency: one client each, socket (and HTTP connection) reused.
-log('warm latency...')
-const warmUnpaid = await sequential(unpaidRequest(url, newAgent()), settings.warmUnpaid, settings.warmMaxMs)
-const warmPayFetch = await newPayFetch()
-const warmPaid = await sequential(paidRequest(url, warmPayFetch), settings.warmPaid, settings.warmMaxMs)
-// The express-basic example on the same server: /health (free) against /weather (100).
-const exampleAgent = newAgent()
-const exampleFree = await sequential(
-  async () => {
-    const response = await undici.fetch(`${url}/health`, { dispatcher: exampleAgent })
-    await response.text()
-    if (response.status !== 200) throw new Error(`health: ${response.status}`)
-  },
-  settings.exampleCount,
-  settings.warmMaxMs,
+const date = new Date().toISOString()
+log(
+  `node ${process.version}, ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}, scale ${scale}${quick ? ' (quick)' : ''}, ` +
+    `transports ${settings.transports.join(', ')}`,
 )
-const examplePaid = await sequential(paidRequest(url, await newPayFetch(), '/weather'), settings.exampleCount, settings.warmMaxMs)
-
-// 2. Throughput: 1 and 32 clients, each its own HTTP connection; paid clients each their own payer.
-log('throughput...')
-const unpaidClients = Array.from({ length: settings.clientsMany }, () => unpaidRequest(url, newAgent()))
-// Open every client's HTTP connection (and, for paid ones below, payment socket) before the clock.
-for (const client of unpaidClients) await client().catch(() => {})
-const tUnpaid1 = await throughput(unpaidClients.slice(0, 1), settings.throughputMs)
-const tUnpaidMany = await throughput(unpaidClients, settings.throughputMs)
-const paidClients = await Promise.all(
-  Array.from({ length: settings.clientsMany }, async () => paidRequest(url, await newPayFetch())),
-)
-for (const client of paidClients) await client().catch(() => {})
-const tPaid1 = await throughput(paidClients.slice(0, 1), settings.throughputMs)
-const tPaidMany = await throughput(paidClients, settings.throughputMs)
-
-// 3. Cold latency: a new HTTP connection per request; paid also a new payer (its own uplink, a new
-// STREAM connection and rate probe). The payer's uplink is connected (BTP + IL-DCP) before the
-// clock starts; that time is reported separately.
-log('cold latency...')
-const coldUnpaidTimes: number[] = []
-let coldUnpaidErrors = 0
-let coldUnpaidError: string | undefined
-{
-  const deadline = now() + settings.coldMaxMs
-  for (let i = 0; i < settings.coldUnpaid && now() < deadline; i++) {
-    const agent = new undici.Agent()
-    const start = now()
-    try {
-      await unpaidRequest(url, agent)()
-      coldUnpaidTimes.push(now() - start)
-    } catch (err) {
-      coldUnpaidErrors++
-      coldUnpaidError ??= errorText(err)
-    }
-    await agent.close()
+const runs: TransportRun[] = []
+for (const transport of settings.transports) {
+  try {
+    runs.push(await measure(transport))
+  } catch (err) {
+    log(`${transport}: FAILED to start: ${(err as Error)?.stack ?? err}`)
+    runs.push({ transport, errors: [`start: ${(err as Error)?.message ?? err}`] })
   }
 }
-const coldPaidTimes: number[] = []
-const payerStartTimes: number[] = []
-let coldPaidErrors = 0
-let coldPaidError: string | undefined
-const socketsBeforeCold = receiver.socketsOpened
-{
-  const coldPayers: Payer[] = []
-  const deadline = now() + settings.coldMaxMs
-  for (let i = 0; i < settings.coldPaid && now() < deadline; i++) {
-    const payer = createPayer({ uplink: testnet.uri('cold') })
-    coldPayers.push(payer)
-    const agent = new undici.Agent()
-    const started = now()
-    try {
-      await payer.start()
-      payerStartTimes.push(now() - started)
-      const request = paidRequest(url, createPayFetch({ payer, maxSpend: 1000n, fetch: fetchVia(agent) }))
-      const start = now()
-      await request()
-      coldPaidTimes.push(now() - start)
-    } catch (err) {
-      coldPaidErrors++
-      coldPaidError ??= errorText(err)
-    }
-    await agent.close()
-  }
-  // Closed after the loop: each close waits ~100 ms (ilp-protocol-stream's disconnect delay).
-  await Promise.race([Promise.allSettled(coldPayers.map((p) => p.close())), sleep(10_000)])
-}
-const coldSocketsOpened = receiver.socketsOpened - socketsBeforeCold
-const coldUnpaid = stats(coldUnpaidTimes, coldUnpaidErrors, coldUnpaidError)
-const coldPaid = stats(coldPaidTimes, coldPaidErrors, coldPaidError)
 
-const totalSpent = payers.reduce((sum, p) => sum + p.spent, 0n)
-await Promise.race([
-  Promise.allSettled([...payers.map((p) => p.close()), ...agents.map((a) => a.close())]),
-  sleep(10_000),
-])
-await http.close()
-await receiver.close()
-
-// 4. Memory per open payment socket.
-log(`memory: opening ${settings.sockets} sockets...`)
-let memory: MemoryResult | undefined
-let memoryError: string | undefined
-try {
-  memory = await memoryBenchmark((name) => testnet.uri(name))
-} catch (err) {
-  memoryError = (err as Error).message
-}
-await testnet.close()
-
-// ---------------------------------------------------------------------------------------------
-// Report
-
-const KiB = 1024
-const fmt = (value: number, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a')
-const perSocket = (side: { before: MemorySample; after: MemorySample }, key: 'heapUsed' | 'rss' | 'external', count: number) =>
-  (side.after[key] - side.before[key]) / count / KiB
-const opened = memory?.opened ?? 0
-
-type Row = [metric: string, unpaid: string, paid: string, ratio: string, target: string, met: string]
-const ratio = (paid: number, unpaid: number) => (unpaid > 0 ? `${fmt(paid / unpaid)}x` : 'n/a')
-const verdict = (ok: boolean | undefined) => (ok === undefined ? '' : ok ? 'yes' : 'NO')
-const rows: Row[] = [
-  [
-    'warm latency p50 (ms)',
-    fmt(warmUnpaid.p50),
-    fmt(warmPaid.p50),
-    ratio(warmPaid.p50, warmUnpaid.p50),
-    `paid adds <= 1.5 ms (adds ${fmt(warmPaid.p50 - warmUnpaid.p50)})`,
-    verdict(warmPaid.p50 - warmUnpaid.p50 <= 1.5),
-  ],
-  ['warm latency p99 (ms)', fmt(warmUnpaid.p99), fmt(warmPaid.p99), ratio(warmPaid.p99, warmUnpaid.p99), '-', ''],
-  [
-    'cold latency p50 (ms)',
-    fmt(coldUnpaid.p50),
-    fmt(coldPaid.p50),
-    ratio(coldPaid.p50, coldUnpaid.p50),
-    `paid adds <= 5 ms (adds ${fmt(coldPaid.p50 - coldUnpaid.p50)})`,
-    verdict(coldPaid.p50 - coldUnpaid.p50 <= 5),
-  ],
-  ['cold latency p99 (ms)', fmt(coldUnpaid.p99), fmt(coldPaid.p99), ratio(coldPaid.p99, coldUnpaid.p99), '-', ''],
-  ['throughput, 1 client (req/s)', fmt(tUnpaid1.rps, 0), fmt(tPaid1.rps, 0), ratio(tPaid1.rps, tUnpaid1.rps), '-', ''],
-  [
-    `throughput, ${settings.clientsMany} clients (req/s)`,
-    fmt(tUnpaidMany.rps, 0),
-    fmt(tPaidMany.rps, 0),
-    ratio(tPaidMany.rps, tUnpaidMany.rps),
-    'paid >= 1,000 req/s',
-    verdict(tPaidMany.rps >= 1000),
-  ],
-  [
-    `memory per open socket, server heap (KiB)`,
-    '-',
-    memory ? fmt(perSocket(memory.server, 'heapUsed', opened), 1) : 'n/a',
-    '-',
-    '<= 20 KiB per socket',
-    memory ? verdict(perSocket(memory.server, 'heapUsed', opened) <= 20) : '',
-  ],
-  ['memory per open socket, server RSS (KiB)', '-', memory ? fmt(perSocket(memory.server, 'rss', opened), 1) : 'n/a', '-', '-', ''],
-  ['memory per open socket, payer heap (KiB)', '-', memory ? fmt(perSocket(memory.payers, 'heapUsed', opened), 1) : 'n/a', '-', '-', ''],
-]
-
-const header: Row = ['metric', 'unpaid', 'paid', 'ratio (paid/unpaid)', 'target', 'met']
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-const line = (r: Row) => `| ${r.map((c, i) => (i === 0 || i === 4 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`
-console.log()
-console.log(line(header))
-console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
-for (const r of rows) console.log(line(r))
-
-const firstError = (x: Stats) => (x.firstError ? ` first error: ${x.firstError}` : '')
-const s = (x: Stats) =>
-  `n=${x.count} err=${x.errors} p50=${fmt(x.p50)} p90=${fmt(x.p90)} p99=${fmt(x.p99)} mean=${fmt(x.mean)} min=${fmt(x.min)} max=${fmt(x.max)} ms${firstError(x)}`
-const t = (x: Throughput) =>
-  `${x.clients} client(s): ${x.requests} req in ${fmt(x.seconds)} s = ${fmt(x.rps, 1)} req/s, err=${x.errors}; latency p50=${fmt(x.latency.p50)} p99=${fmt(x.latency.p99)} ms${firstError(x.latency)}`
-console.log('\nraw numbers')
-console.log(`  warm unpaid  GET /free      ${s(warmUnpaid)}`)
-console.log(`  warm paid    GET /paid      ${s(warmPaid)}`)
-console.log(`  warm unpaid  GET /health    ${s(exampleFree)}   (examples/express-basic)`)
-console.log(`  warm paid    GET /weather   ${s(examplePaid)}   (examples/express-basic)`)
-console.log(`  cold unpaid  GET /free      ${s(coldUnpaid)}   (new undici Agent = new TCP connection per request)`)
-console.log(`  cold paid    GET /paid      ${s(coldPaid)}   (new Agent + new payer: new STREAM connection + rate probe)`)
-console.log(`  cold payer.start() (BTP connect + IL-DCP, not in cold paid)  ${s(stats(payerStartTimes))}`)
-console.log(`  cold sockets opened by the server: ${coldSocketsOpened} for ${coldPaid.count + coldPaid.errors} cold requests`)
-console.log(`  throughput unpaid ${t(tUnpaid1)}`)
-console.log(`  throughput unpaid ${t(tUnpaidMany)}`)
-console.log(`  throughput paid   ${t(tPaid1)}`)
-console.log(`  throughput paid   ${t(tPaidMany)}`)
-console.log(`  paid total spent by warm/throughput payers: ${totalSpent} units; server sockets opened overall: ${receiver.socketsOpened}`)
-if (memory) {
-  const side = (name: string, m: { before: MemorySample; after: MemorySample }) => {
-    const d = (k: 'heapUsed' | 'rss' | 'external' | 'arrayBuffers') =>
-      `${k} ${fmt(m.before[k] / KiB / KiB, 1)} -> ${fmt(m.after[k] / KiB / KiB, 1)} MiB (+${fmt((m.after[k] - m.before[k]) / opened / KiB, 1)} KiB/socket)`
-    return `  memory ${name}: ${d('heapUsed')}; ${d('rss')}; ${d('external')}; ${d('arrayBuffers')}`
-  }
-  console.log(
-    `  memory: ${memory.opened}/${memory.sockets} sockets opened and paid (1 unit each) in ${fmt(memory.openMs / 1000)} s, ` +
-      `failed=${memory.failed}${memory.firstError ? ` (${memory.firstError})` : ''}; server sockets kept: ` +
-      `${memory.server.before.sockets} -> ${memory.server.after.sockets}; gc: ${memory.gc}`,
-  )
-  console.log(side('server (PaymentServer only, own process)', memory.server))
-  console.log(side(`payers (${settings.memoryPayers} payers, own process)`, memory.payers))
-  console.log(
-    `  memory server+payer combined heap per socket: ${fmt(perSocket(memory.server, 'heapUsed', opened) + perSocket(memory.payers, 'heapUsed', opened), 1)} KiB`,
-  )
-} else {
-  console.log(`  memory: failed: ${memoryError}`)
-}
-printMetered(await benchMetered({ durationMs: 2000 * scale, maxSteps: 20_000 }))
-// Leases in a process of their own, so their heap is not blurred by what the runs above leave.
-spawnSync(process.execPath, ['--expose-gc', '--import', import.meta.resolve('tsx'), fileURLToPath(new URL('./leases.ts', import.meta.url))], {
-  stdio: 'inherit',
-  env: { ...process.env, BENCH_LEASE_SECONDS: String(3 * scale) },
+printReport(runs)
+for (const run of runs) printDetails(run)
+const seconds = (now() - startedAt) / 1000
+writeResults(resultsFile, runs, DEFAULT_TRANSPORT, {
+  date,
+  seconds: Number(seconds.toFixed(1)),
+  node: process.version,
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model ?? 'unknown',
+  loadAverageAtEnd: loadavg(),
+  quick,
+  scale,
+  processes: 'hub, server and load generator(s) in separate processes; memory sides in two more',
+  settings: { ...settings, leaseAmount: settings.leaseAmount.toString(), phases: [...settings.phases] },
 })
-console.log(`\n  total run time ${fmt((now() - startedAt) / 1000, 1)} s`)
-process.exit(0)
+console.log(`\n  wrote ${resultsFile}; total run time ${seconds.toFixed(1)} s`)
+process.exit(runs.some((run) => run.errors.length > 0) ? 1 : 0)
