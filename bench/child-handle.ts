@@ -2,10 +2,12 @@
  * The parent's side of the bench's IPC: bench/run.ts forks each role (hub, server, load generator,
  * memory sides) with `--import tsx` and calls its commands (bench/serve.ts) by name over Node's
  * IPC channel, with advanced serialization so that bigints and byte arrays cross as they are.
+ * The loader (tsx) is always this tree's; a child's own imports resolve from where it is forked.
  * Every call has a timeout; a child that exits fails its calls at once; every child is killed when
  * the parent ends, however it ends.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Answer, Call, Commands, CpuUsage, MemorySample } from './serve.ts'
 
@@ -39,17 +41,20 @@ export class ChildHandle<C extends Commands> {
   }
 
   /**
-   * Forks `file` (relative to bench/) as `name`, with `env` added to this process's environment,
-   * and resolves once it is ready (within `readyMs`).
+   * Forks `file` (relative to `from.benchDir`: bench/ itself unless a transport's tree says
+   * otherwise, see bench/transport-tree.ts) as `name`, in `from.root`, with `env` added to this
+   * process's environment, and resolves once it is ready (within `readyMs`).
    */
   static async start<C extends Commands>(
     name: string,
     file: string,
-    options: { env?: Record<string, string>; args?: string[]; readyMs?: number } = {},
+    options: { env?: Record<string, string>; args?: string[]; readyMs?: number; from?: { benchDir: string; root: string } } = {},
   ): Promise<ChildHandle<C>> {
-    const child = fork(fileURLToPath(new URL(file, import.meta.url)), options.args ?? [], {
+    const path = options.from ? join(options.from.benchDir, file) : fileURLToPath(new URL(file, import.meta.url))
+    const child = fork(path, options.args ?? [], {
       execArgv: ['--expose-gc', '--import', import.meta.resolve('tsx')],
       env: { ...process.env, ...options.env },
+      ...(options.from ? { cwd: options.from.root } : {}),
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'advanced',
     })

@@ -51,6 +51,8 @@ export interface FloorRun {
 /** Everything measured for one transport (a phase that failed leaves its field out and an error). */
 export interface TransportRun {
   transport: TransportName
+  /** Whose packages were measured (bench/transport-tree.ts); absent when they could not be set up. */
+  source?: string
   floor?: FloorRun
   httpFloor?: Stats
   warmUnpaid?: Stats
@@ -273,6 +275,8 @@ export function printReport(runs: readonly TransportRun[]): void {
   const line = (cells: string[]) =>
     `| ${cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`
   console.log()
+  for (const run of runs) console.log(`  ${run.transport}: ${run.source ?? 'not set up'}`)
+  console.log()
   console.log(line(header))
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
   for (const r of body) console.log(line(r))
@@ -317,6 +321,7 @@ export function printDetails(run: TransportRun): void {
           .join(', ')} ms/request`
       : 'not measured'
   console.log(`\nraw numbers (${run.transport}; hub, server and load generator in separate processes)`)
+  console.log(`  packages: ${run.source ?? 'not set up'}`)
   console.log(`  floor ILP Prepare->Fulfill (load generator -> hub -> server process)  ${s(run.floor?.roundTrip)}`)
   if (run.floor) {
     console.log(`  floor ILP with ${run.floor.inFlight} in flight: ${fmt(run.floor.packetsPerSecond, 0)} packets/s, err=${run.floor.inFlightErrors}`)
@@ -385,7 +390,10 @@ function detailsOf(run: TransportRun): unknown {
   return { ...run, throughput: { unpaid: compact(run.throughput?.unpaid), paid: compact(run.throughput?.paid) } }
 }
 
-/** Writes results.json: the default transport's figures at the top, every transport's under `transports`. */
+/**
+ * Writes results.json: the figures of `top` (or, when it was not asked for, the first transport)
+ * at the top, every transport's under `transports`.
+ */
 export function writeResults(file: string, runs: readonly TransportRun[], top: TransportName, run: Record<string, unknown>): void {
   const transports: Record<string, unknown> = {}
   for (const r of runs) {
@@ -396,6 +404,7 @@ export function writeResults(file: string, runs: readonly TransportRun[], top: T
   const f = main ? figuresOf(main) : undefined
   const json = {
     transport: main?.transport ?? top,
+    source: main?.source ?? null,
     ...f,
     targets: f ? targetsOf(f) : {},
     transports,

@@ -6,6 +6,10 @@
  *   npm run bench                     (node --import tsx bench/run.ts)
  *   BENCH_QUICK=1 npm run bench       a smoke run of a few seconds' worth of each phase
  *
+ * Each transport's children run the packages it names (bench/transports.ts): the working tree's, or
+ * an older commit's, materialized once under bench/.transports/ (bench/transport-tree.ts). Every
+ * transport is set up before any is measured, so that no install runs under a measurement.
+ *
  * The hub, the paid server and the load generator run in separate processes (bench/hub-process.ts,
  * bench/server-process.ts, bench/loadgen-process.ts), forked by this one, which only coordinates
  * them over IPC (bench/child-handle.ts, bench/serve.ts), so no party's latency includes another's
@@ -25,8 +29,12 @@
  *   BENCH_LEASE_SECONDS  the lease figure's measured window (default 10 x BENCH_SCALE, at least 1)
  *   BENCH_LOADGENS     load generator processes sharing the 32 throughput clients (default 1)
  *   BENCH_TRANSPORTS   comma-separated STREAM transports to measure, one after the other with
- *                      fresh processes (default ilp-protocol-stream; see bench/transports.ts);
- *                      each child gets its name as COGPAY_TRANSPORT
+ *                      fresh processes (default ilp-protocol-stream,cogpay-stream: the packages at
+ *                      the commit bench/transports.ts names, then the working tree's); each child
+ *                      gets its name as COGPAY_TRANSPORT
+ *   BENCH_SETUP_TIMEOUT_MS  bound on setting up a commit's packages (default 600000; the first
+ *                      run extracts and installs them offline into bench/.transports/, later
+ *                      runs reuse them: bench/transport-tree.ts)
  *   BENCH_PHASES       comma-separated phases to run (default all: floor, warm, cold, throughput,
  *                      metered, leases, memory); the figures of the others are null
  *   BENCH_PROFILE=1    after the measured warm paid phase, one more pass under V8's profiler in
@@ -44,6 +52,7 @@ import { METERED_CONFIGS, type MeteredRun } from './metered.ts'
 import { printDetails, printReport, writeResults, type CpuSplit, type LeaseResult, type MemoryResult, type TransportRun } from './report.ts'
 import { ChildHandle, stopAll } from './child-handle.ts'
 import { now, type Bounds, type Throughput } from './stats.ts'
+import { prepareTree, type TransportTree } from './transport-tree.ts'
 import { DEFAULT_TRANSPORT, transportsFrom, type TransportName } from './transports.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -147,9 +156,10 @@ function merge(parts: Throughput[]): Throughput {
 // ---------------------------------------------------------------------------------------------
 // One transport, from fresh processes
 
-async function measure(transport: TransportName): Promise<TransportRun> {
-  const run: TransportRun = { transport, errors: [] }
+async function measure(transport: TransportName, tree: TransportTree): Promise<TransportRun> {
+  const run: TransportRun = { transport, source: tree.source, errors: [] }
   const env = { COGPAY_TRANSPORT: transport }
+  const from = { benchDir: tree.benchDir, root: tree.root }
   /** Runs a phase; a failure is recorded and the next phase runs. */
   const phase = async (key: Phase, name: string, fn: () => Promise<void>) => {
     if (!settings.phases.has(key)) return
@@ -163,6 +173,8 @@ async function measure(transport: TransportName): Promise<TransportRun> {
     }
   }
 
+  // The hub is not a transport: it is the working tree's (@cogpay/testnet: the same connector and
+  // mini-accounts) for every transport, so that only the payer and server code differ.
   const hub = await ChildHandle.start<HubCommands>('hub', './hub-process.ts', { env })
   let server: ChildHandle<ServerCommands> | undefined
   let loadgens: Array<ChildHandle<LoadgenCommands>> = []
@@ -170,9 +182,9 @@ async function measure(transport: TransportName): Promise<TransportRun> {
     const { childPrefix } = await hub.call('start', undefined, 30_000)
     const uris = (name: string, count: number) => hub.call('uris', { name, count }, 10_000)
     ;[server, ...loadgens] = await Promise.all([
-      ChildHandle.start<ServerCommands>('server', './server-process.ts', { env }),
+      ChildHandle.start<ServerCommands>('server', './server-process.ts', { env, from }),
       ...Array.from({ length: settings.loadgens }, (_, i) =>
-        ChildHandle.start<LoadgenCommands>(`loadgen${settings.loadgens > 1 ? i + 1 : ''}`, './loadgen-process.ts', { env }),
+        ChildHandle.start<LoadgenCommands>(`loadgen${settings.loadgens > 1 ? i + 1 : ''}`, './loadgen-process.ts', { env, from }),
       ),
     ])
     const paidServer = server
@@ -349,7 +361,7 @@ async function measure(transport: TransportName): Promise<TransportRun> {
     await stopAll([paidServer, ...loadgens])
 
     await phase('memory', `memory (${settings.sockets} sockets)`, async () => {
-      run.memory = await measureMemory(env, uris)
+      run.memory = await measureMemory(env, from, uris)
     })
   } finally {
     await stopAll([server, ...loadgens, hub])
@@ -358,10 +370,14 @@ async function measure(transport: TransportName): Promise<TransportRun> {
 }
 
 /** Heap per open socket: a PaymentServer alone and payers alone, each in a process of its own. */
-async function measureMemory(env: Record<string, string>, uris: (name: string, count: number) => Promise<string[]>): Promise<MemoryResult> {
+async function measureMemory(
+  env: Record<string, string>,
+  from: { benchDir: string; root: string },
+  uris: (name: string, count: number) => Promise<string[]>,
+): Promise<MemoryResult> {
   const [server, payers] = await Promise.all([
-    ChildHandle.start<MemoryServerCommands>('memory-server', './memory-child.ts', { env, args: ['server'] }),
-    ChildHandle.start<MemoryPayersCommands>('memory-payers', './memory-child.ts', { env, args: ['payers'] }),
+    ChildHandle.start<MemoryServerCommands>('memory-server', './memory-child.ts', { env, from, args: ['server'] }),
+    ChildHandle.start<MemoryPayersCommands>('memory-payers', './memory-child.ts', { env, from, args: ['payers'] }),
   ])
   try {
     await Promise.all([
@@ -407,13 +423,32 @@ log(
   `node ${process.version}, ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}, scale ${scale}${quick ? ' (quick)' : ''}, ` +
     `transports ${settings.transports.join(', ')}`,
 )
-const runs: TransportRun[] = []
+// Every transport's code first (an install must not run under a measurement), then each measured.
+const trees = new Map<TransportName, TransportTree>()
+const failedSetups = new Map<TransportName, string>()
 for (const transport of settings.transports) {
   try {
-    runs.push(await measure(transport))
+    const tree = await prepareTree(transport, log)
+    trees.set(transport, tree)
+    log(`${transport}: ${tree.source}`)
+  } catch (err) {
+    const message = (err as Error)?.message ?? String(err)
+    log(`${transport}: FAILED to set up, not measured: ${message}`)
+    failedSetups.set(transport, message)
+  }
+}
+const runs: TransportRun[] = []
+for (const transport of settings.transports) {
+  const tree = trees.get(transport)
+  if (!tree) {
+    runs.push({ transport, errors: [`setup: ${failedSetups.get(transport)}`] })
+    continue
+  }
+  try {
+    runs.push(await measure(transport, tree))
   } catch (err) {
     log(`${transport}: FAILED to start: ${(err as Error)?.stack ?? err}`)
-    runs.push({ transport, errors: [`start: ${(err as Error)?.message ?? err}`] })
+    runs.push({ transport, source: tree.source, errors: [`start: ${(err as Error)?.message ?? err}`] })
   }
 }
 

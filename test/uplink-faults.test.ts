@@ -430,21 +430,22 @@ describe('faults injected at the uplink', () => {
     }
   })
 
-  it("after a lost Fulfill, a request on the same socket before the client's uplink gives up fails with 502 COGPAY_PAYMENT_FAILED when it does", async () => {
+  it("after a lost Fulfill, a request on the same socket before the client's uplink gives up is paid and served at once (it failed with 502 COGPAY_PAYMENT_FAILED: one packet in flight per connection); the connection ends when the uplink gives up, and the next request is served on a new socket", async () => {
     const network = await faultyNetwork({ responseTimeoutMs: 3000 })
     try {
       network.client.faults.set({ dropFulfill: { every: 1, times: 1 }, packets: 'money', direction: 'outgoing' })
       const served = await request(network)
       expect(served).toMatchObject({ status: 200, spent: 0n })
-      // The client's connection still waits for the lost Fulfill: it cannot pay until it gives up.
+      // The client's connection still waits for the lost Fulfill, but other packets go beside it.
       const started = performance.now()
-      const caught = await request(network)
-      expect(caught).toMatchObject({ status: 502, code: 'COGPAY_PAYMENT_FAILED', spent: 0n })
-      // It gives up 3 s after it sent the payment, of which payFetch waited 2 s for the first response.
-      expect(served.ms + (performance.now() - started)).toBeGreaterThan(3000)
-      expect(served.ms + (performance.now() - started)).toBeLessThan(3000 + 1000)
+      const beside = await request(network)
+      expect(beside).toMatchObject({ status: 200, spent: PRICE })
+      expect(performance.now() - started).toBeLessThan(1000)
+      // It gives up 3 s after it sent the payment (payFetch waited 2 s of that for the first
+      // response): the connection ends, in doubt the price; the next request opens a new socket.
+      await sleep(Math.max(0, 3000 - served.ms - (performance.now() - started)) + 200)
       expect(await request(network)).toMatchObject({ status: 200, spent: PRICE })
-      measured.push(`lost Fulfill, next request in its window: 502 COGPAY_PAYMENT_FAILED after ${Math.round(caught.ms)} ms, when the client's uplink gave up`)
+      measured.push(`lost Fulfill, next request in its window: served in ${Math.round(beside.ms)} ms beside the lost packet`)
     } finally {
       await network.close()
     }

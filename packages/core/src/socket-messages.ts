@@ -130,6 +130,8 @@ export const CloseReasons = {
   revoked: 'COGPAY_REVOKED',
   /** A lease's rate is above the payer's rate cap, or the host asked for more than one interval at once. */
   rateTooHigh: 'COGPAY_RATE_TOO_HIGH',
+  /** Across assets, the exchange rate fell below the payer's minimum: it pays no more at that rate. */
+  exchangeRateTooLow: 'COGPAY_EXCHANGE_RATE_TOO_LOW',
   /** The payer has not authorized this host to pull payments over time (no rate cap given), or the lease is unknown. */
   leaseNotAuthorized: 'COGPAY_LEASE_NOT_AUTHORIZED',
 } as const

@@ -1,17 +1,14 @@
-import { Buffer } from 'node:buffer'
 import { describe, expect, it } from 'vitest'
+import { StreamListener } from '@cogpay/stream'
 import { OriginCredentials } from '../src/payer/origin-credentials.ts'
 
-/** Stands in for ilp-protocol-stream's server: a new address for each call, as it gives. */
+/** A real listener: making credentials needs no network (its plugin is never called here). */
 function addresses() {
-  let next = 0
-  return {
-    generateAddressAndSecret: () => ({
-      destinationAccount: `test.payer.${next++}`,
-      sharedSecret: Buffer.alloc(32, next),
-      receiptsEnabled: false,
-    }),
-  }
+  return new StreamListener({
+    plugin: { sendData: () => Promise.reject(new Error('no network in this test')) },
+    address: 'test.payer',
+    asset: { code: 'XRP', scale: 9 },
+  })
 }
 
 describe('OriginCredentials: one address and secret per origin, the least recently used forgotten first', () => {

@@ -11,9 +11,10 @@ import {
   formatRate,
   lessSlippage,
   sourceFor,
+  sourceWithin,
   type ExchangeRate,
 } from './exchange-rate.js'
-import type { Frame } from './frames.js'
+import { frameSize, type Frame } from './frames.js'
 import {
   deserializePrepare,
   deserializeReply,
@@ -53,7 +54,11 @@ export interface ConnectionOptions {
   readonly maxPacketsInFlight?: number
   /** Streams the peer may have open at once. Default 100. Ids come back as streams close, whichever side closes first. */
   readonly maxRemoteStreams?: number
-  /** Bytes a stream accepts beyond what it has handed on. Default 16,384. */
+  /**
+   * Bytes a stream accepts beyond what it has handed on (and the most it holds out of order).
+   * Default 16,384. A smaller window still takes bytes up to offset 16,384, which every sender
+   * assumes before it hears the stream's max (RFC 29): a stream's first packet is never refused.
+   */
   readonly streamWindow?: number
   /**
    * The least exchange rate money may be sent at (destination units per source unit, each in its
@@ -101,8 +106,18 @@ interface Outgoing {
 
 /** The largest STREAM packet (the ILP data limit): data frames fill up to this. */
 const MAX_PACKET_BYTES = 32_767
+/** The bytes of a packet that frames may fill: the limit less encryption (28) and the header (at most 23). */
+const FRAMES_ROOM = MAX_PACKET_BYTES - 64
 /** Room kept for the non-data frames of a packet. */
 const CONTROL_ROOM = 2_048
+/** The most one stream's non-data frames take in a packet (StreamMaxMoney, StreamMaxData, StreamMoney or StreamMoneyBlocked). */
+const STREAM_FRAMES_ROOM = 128
+/** A StreamData frame's bytes besides its data (type, length, stream id, offset, data length). */
+const DATA_FRAME_OVERHEAD = 32
+/** Stream ids above this are refused (closed) before they become a `number`. */
+const MAX_STREAM_ID = BigInt(Number.MAX_SAFE_INTEGER)
+/** Close messages we send are cut to this many characters, so a close always fits a packet. */
+const MAX_CLOSE_MESSAGE = 1_000
 const FIRST_RETRY_DELAY_MS = 50
 /** Rejects in a row that moved nothing before the connection waits as for a temporary one. */
 const FRUITLESS_LIMIT = 8
@@ -122,7 +137,11 @@ const LAZY_MS = 5
  *   money, and every money Prepare names the least that must arrive (the minimum rate): a
  *   receiver turns away less, and a rate that falls below the minimum stops the money.
  * - A stream id comes back as soon as the stream closes, whichever side closes it first: a
- *   connection can run any number of streams in its life.
+ *   connection can run any number of streams in its life, in bounded memory.
+ * - Whatever a peer sends, answering it never throws and no packet passes ILP's 32,767 bytes:
+ *   an expired Prepare is turned away (R00), money is credited only with the Fulfill that takes
+ *   it, and a listener that throws while a packet is handled cannot change its answer (its
+ *   error is rethrown on its own, as an uncaught exception).
  */
 export class Connection extends EventEmitter<ConnectionEvents> implements StreamOwner {
   readonly role: 'client' | 'server'
@@ -145,16 +164,22 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   #probing = false
   #rateError: string | undefined
   #maxPacketAmount = MAX_U64
+  /** The most a packet carries while the path is short of liquidity (T04): halved on each, doubled on each Fulfill. */
+  #congestionMax = MAX_U64
   // Streams
   readonly #streams = new Map<number, MoneyStream>()
   #nextStreamId: number
   #remoteMaxStreamId = 20
   #remoteMaxStreamIdKnown = false
-  /** Remote-opened stream ids below this are closed; closed ones above it are in the set. */
-  #remoteClosedBelow: number
-  readonly #remoteClosed = new Set<number>()
+  /**
+   * Remote ids below the highest the peer opened that it has not opened yet: its streams' first
+   * packets may arrive out of order (several in flight). Every other id up to the highest that is
+   * not open is closed. At most `maxRemoteStreams` (the peer can skip no more ids than it may open).
+   */
+  readonly #remoteSkipped = new Set<number>()
   #remoteStreamsClosed = 0
-  #remoteStreamIdsBlocked = false
+  /** The stream id limit at which the peer last said it is blocked (the event fires once per limit). */
+  #remoteBlockedAt = -1
   // Sending
   readonly #wanting = new Set<MoneyStream>()
   #control: Frame[] = []
@@ -162,6 +187,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   #lazy: Frame[] = []
   #lazyTimer: NodeJS.Timeout | undefined
   #lazyDue = false
+  /** A ConnectionMaxStreamId is due (one frame however many streams closed), and a ConnectionStreamIdBlocked. */
+  #limitDue = false
+  #idsBlockedDue = false
+  /** Calls of `wake` so far: how `answer` sees that a `'money'` listener changed a stream. */
+  #wakes = 0
   #highestRemoteId = 0
   #peerKnowsUs: boolean
   /** Packets in flight that name this side. */
@@ -175,6 +205,16 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   #fruitless = 0
   #remoteMaxData = 65_534
   #openSentBytes = 0
+  /** Why the last Prepare that got no answer got none (the plugin's error). */
+  #lossReason: string | undefined
+  /** Prepares from the peer that decrypted. */
+  #prepares = 0
+  /** The execution condition of the first of them: the same again is that packet replayed, not a new connection. */
+  #openingCondition: Buffer | undefined
+  /** Ends the rate probe's wait between attempts (on close). */
+  #probeWake: (() => void) | undefined
+  /** Prepares in a row that could not be built (see `#unsent`). */
+  #unsentInRow = 0
   // Totals
   #totalSent = 0n
   #totalReceived = 0n
@@ -209,7 +249,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.#slippage = exchangeRate(options.slippage ?? '0.01')
     if (this.#slippage.numerator >= this.#slippage.denominator) throw new RangeError('slippage must be below 1')
     this.#nextStreamId = this.role === 'client' ? 1 : 2
-    this.#remoteClosedBelow = this.role === 'client' ? 2 : 1
     // A server never names itself: the client dialled its address.
     this.#peerKnowsUs = this.role === 'server'
     this.#whenConnected = new Promise((resolve, reject) => {
@@ -298,7 +337,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   createStream(): MoneyStream {
     if (this.#closed) throw new ConnectionClosedError(this.#closed)
     if (this.#nextStreamId > this.#remoteMaxStreamId) {
-      this.#control.push({ type: 'ConnectionStreamIdBlocked', maxStreamId: BigInt(this.#nextStreamId) })
+      // One notice goes however often this is called.
+      this.#idsBlockedDue = true
       this.#schedule()
       throw new StreamIdsExhaustedError(this.#remoteMaxStreamId)
     }
@@ -312,7 +352,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
 
   /** @internal A stream has something to send. */
   wake(stream: MoneyStream): void {
-    if (this.#closed) return
+    this.#wakes++
+    // A closed stream has nothing to send (its close is queued apart).
+    if (this.#closed || !stream.isOpen) return
     this.#wanting.add(stream)
     this.#schedule()
   }
@@ -323,19 +365,19 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.#wanting.delete(stream)
     this.#openSentBytes -= stream.sentOffset
     const info = stream.closeInfo
-    if (this.#isRemoteId(stream.id)) {
-      this.#remoteStreamsClosed++
-      this.#markRemoteClosed(stream.id)
-    }
-    if (this.#closed || !info) return
+    // Closed now: an id up to the highest the peer opened, neither open nor skipped.
+    if (this.#isRemoteId(stream.id)) this.#remoteStreamsClosed++
+    // With no address for the peer (a send-only client), nothing is queued: it hears in replies
+    // (a StreamClose when it names the stream again, the stream id limit in every reply).
+    if (this.#closed || !info || this.#destination === undefined) return
     // The peer hears of the close in the next packet that goes anyway, or within LAZY_MS.
     if (!info.byPeer) {
-      this.#queueLazy({ type: 'StreamClose', streamId: BigInt(stream.id), errorCode: info.code, errorMessage: info.message })
+      this.#queueLazy({ type: 'StreamClose', streamId: BigInt(stream.id), errorCode: info.code, errorMessage: brief(info.message) })
     }
     // Every close of a stream the peer opened raises what it may open, whichever side closed.
     // Every reply carries the limit; a packet of its own goes only when the peer is near it.
     if (this.#isRemoteId(stream.id) && this.#maxRemoteStreamId - this.#highestRemoteId < this.#maxRemoteStreams / 2) {
-      this.#control.push(this.#maxStreamIdFrame())
+      this.#limitDue = true
       this.#schedule()
     }
   }
@@ -346,20 +388,34 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       this.#lazyTimer = undefined
       this.#lazyDue = true
       this.#schedule()
-    }, LAZY_MS)
+    }, LAZY_MS).unref()
   }
 
   #isRemoteId(id: number): boolean {
     return (id % 2 === 1) === (this.role === 'server')
   }
 
-  #markRemoteClosed(id: number): void {
-    this.#remoteClosed.add(id)
-    while (this.#remoteClosed.delete(this.#remoteClosedBelow)) this.#remoteClosedBelow += 2
+  /** A remote id that is not open: closed when the peer opened it or a higher one, unless it skipped it. */
+  #isClosedRemoteId(id: number): boolean {
+    return id <= this.#highestRemoteId && !this.#remoteSkipped.has(id)
   }
 
-  #isClosedRemoteId(id: number): boolean {
-    return id < this.#remoteClosedBelow || this.#remoteClosed.has(id)
+  /** The peer opens `id`: ids it skipped on the way stay openable (their first packets may come late). */
+  #openedRemoteId(id: number): void {
+    if (id < this.#highestRemoteId) {
+      this.#remoteSkipped.delete(id)
+      return
+    }
+    // Bounded: the peer can skip no more ids than it may have open (`#maxRemoteStreamId`).
+    for (let skipped = this.#highestRemoteId === 0 ? (this.role === 'server' ? 1 : 2) : this.#highestRemoteId + 2; skipped < id; skipped += 2) {
+      this.#remoteSkipped.add(skipped)
+    }
+    this.#highestRemoteId = id
+  }
+
+  /** The open stream a frame names, if any (an id too large for a `number` names none). */
+  #stream(streamId: bigint): MoneyStream | undefined {
+    return streamId > MAX_STREAM_ID ? undefined : this.#streams.get(Number(streamId))
   }
 
   get #maxRemoteStreamId(): number {
@@ -413,7 +469,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       this.#retryTimer ??= setTimeout(() => {
         this.#retryTimer = undefined
         this.#pump()
-      }, wait)
+      }, wait).unref()
       return
     }
     while (this.#inFlight < this.#window && !this.#closed) {
@@ -453,84 +509,109 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   /** Builds the next Prepare from what the streams have ready, or undefined when nothing is. */
   #load(): Outgoing | undefined {
     const frames: Frame[] = []
+    // What frames may still take of the packet (ILP data is at most 32,767 bytes).
+    let space = FRAMES_ROOM
+    const add = (frame: Frame): void => {
+      frames.push(frame)
+      space -= frameSize(frame)
+    }
     // A client names itself until the peer has answered; only one packet goes for that alone.
     const announce = !this.#peerKnowsUs && this.role === 'client'
     if (announce) {
-      frames.push(
-        { type: 'ConnectionNewAddress', sourceAccount: this.sourceAccount },
-        { type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale },
-        this.#maxStreamIdFrame(),
-        this.#maxDataFrame(),
-      )
+      add({ type: 'ConnectionNewAddress', sourceAccount: this.sourceAccount })
+      add({ type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale })
+      add(this.#maxStreamIdFrame())
+      add(this.#maxDataFrame())
     }
-    const urgent = this.#control.length > 0
-    const control = this.#control.concat(this.#lazy)
-    this.#control = []
-    this.#lazy = []
-    frames.push(...control)
+    const urgent = this.#control.length > 0 || this.#limitDue || this.#idsBlockedDue
+    const control: Frame[] = []
+    if (this.#limitDue) control.push(this.#maxStreamIdFrame())
+    if (this.#idsBlockedDue) control.push({ type: 'ConnectionStreamIdBlocked', maxStreamId: BigInt(this.#nextStreamId) })
+    this.#limitDue = false
+    this.#idsBlockedDue = false
+    for (const frame of control) add(frame)
+    // Queued frames while they fit (leaving the streams room); the rest go in the next packet.
+    for (const queue of [this.#control, this.#lazy]) {
+      let taken = 0
+      while (taken < queue.length && frameSize(queue[taken]!) <= space - CONTROL_ROOM) add(queue[taken++]!)
+      control.push(...queue.splice(0, taken))
+    }
     const dirty: MoneyStream[] = []
     const shares: Outgoing['shares'] = []
     const data: Outgoing['data'] = []
     let amount = 0n
-    let bytesLeft = MAX_PACKET_BYTES - CONTROL_ROOM
     const moneyReady = this.#moneyReady()
     const rate = this.#rate ?? ONE
+    // Whatever rate the peer claims, what must arrive (and what each share is expected to bring)
+    // stays a u64: past that the Prepare could not be written.
+    const mostAmount = min(
+      min(this.#maxPacketAmount, this.#congestionMax),
+      min(sourceWithin(MAX_U64, rate), sourceWithin(MAX_U64, this.#minRate ?? rate)),
+    )
     let dataRoom = this.#remoteMaxData - this.#openSentBytes
+    // Streams that still want to send after this packet go to the back: each gets its turn.
+    const again: MoneyStream[] = []
     for (const stream of this.#wanting) {
+      // No room for another stream's frames: it waits for the next packet, still wanting.
+      if (space < STREAM_FRAMES_ROOM) break
       let busy = false
       if (stream.dirty && stream.isOpen) {
         stream.dirty = false
         stream.advertised()
         dirty.push(stream)
         const id = BigInt(stream.id)
-        frames.push(
-          { type: 'StreamMaxMoney', streamId: id, receiveMax: stream.receiveMax, totalReceived: stream.totalReceived },
-          { type: 'StreamMaxData', streamId: id, maxOffset: BigInt(stream.maxIncomingOffset) },
-        )
+        add({ type: 'StreamMaxMoney', streamId: id, receiveMax: stream.receiveMax, totalReceived: stream.totalReceived })
+        add({ type: 'StreamMaxData', streamId: id, maxOffset: BigInt(stream.maxIncomingOffset) })
       }
       const sendable = stream.sendable
       if (sendable > 0n) {
         if (this.#rateError) stream.failMoney(this.#rateError)
         else if (moneyReady) {
           const room = stream.remoteRoom
-          const fits = this.#maxPacketAmount - amount
+          const fits = mostAmount - amount
           const byRoom = sourceFor(room, rate) ?? 0n
           const take = min(min(sendable, byRoom), fits)
           if (take > 0n) {
             const destination = convertFloor(take, rate)
             stream.hold(take, destination)
             shares.push({ stream, amount: take, destination })
-            frames.push({ type: 'StreamMoney', streamId: BigInt(stream.id), shares: take })
+            add({ type: 'StreamMoney', streamId: BigInt(stream.id), shares: take })
             amount += take
             // More to send later: once this packet is answered, or the peer raises its max.
             if (take < sendable && fits > take) busy = false
             else if (take < sendable) busy = true
           } else if (room === 0n && stream.inFlight === 0n && stream.blocked()) {
-            frames.push({ type: 'StreamMoneyBlocked', streamId: BigInt(stream.id), sendMax: stream.sendMax, totalSent: stream.totalSent })
+            add({ type: 'StreamMoneyBlocked', streamId: BigInt(stream.id), sendMax: stream.sendMax, totalSent: stream.totalSent })
           } else if (fits === 0n) busy = true
         } else busy = !this.#rateError
       }
-      while (stream.hasData && bytesLeft > 64) {
+      // Data fills the packet but the room kept for other streams' frames.
+      while (stream.hasData && space - CONTROL_ROOM > DATA_FRAME_OVERHEAD) {
         const before = stream.sentOffset
-        const segment = stream.takeData(bytesLeft - 64, dataRoom)
+        const segment = stream.takeData(space - CONTROL_ROOM - DATA_FRAME_OVERHEAD, dataRoom)
         if (!segment) break
         this.#openSentBytes += stream.sentOffset - before
         dataRoom -= stream.sentOffset - before
         data.push({ stream, segment })
-        frames.push({ type: 'StreamData', streamId: BigInt(stream.id), offset: BigInt(segment.offset), data: segment.data })
-        bytesLeft -= segment.data.length + 24
+        add({ type: 'StreamData', streamId: BigInt(stream.id), offset: BigInt(segment.offset), data: segment.data })
       }
-      if (stream.hasData && (bytesLeft <= 64 || dataRoom <= 0)) busy = true
+      if (stream.hasData && (space - CONTROL_ROOM <= DATA_FRAME_OVERHEAD || dataRoom <= 0)) busy = true
       if (!busy) this.#wanting.delete(stream)
+      else again.push(stream)
+    }
+    for (const stream of again) {
+      this.#wanting.delete(stream)
+      this.#wanting.add(stream)
     }
     const carried = frames.length - control.length - (announce ? 4 : 0)
     const needed = carried > 0 || urgent || (this.#lazyDue && control.length > 0) || (announce && this.#announcing === 0)
     if (!needed) {
       // Nothing worth a packet of its own yet: the frames wait.
-      this.#lazy = control
+      this.#lazy = control.concat(this.#lazy)
       return undefined
     }
-    this.#lazyDue = false
+    // Frames that did not fit go in the next packet, at once.
+    this.#lazyDue = this.#lazy.length > 0
     if (this.#lazyTimer && control.length > 0) {
       clearTimeout(this.#lazyTimer)
       this.#lazyTimer = undefined
@@ -539,79 +620,128 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     return { frames, amount, minimumDestination, shares, data, dirty, control, unfulfillable: false, announce }
   }
 
+  /**
+   * Sends a Prepare and settles what it carried. Never rejects: a Prepare that could not be
+   * built gives its money and frames back (`#unsent`), and an error thrown while settling (a
+   * listener's) surfaces on its own, after the packet's streams are released.
+   */
   async #send(outgoing: Outgoing): Promise<void> {
-    let reply: IlpReply | undefined
-    let sequence = 0n
+    let reply: IlpReply | undefined | typeof UNSENT = UNSENT
     if (outgoing.announce) this.#announcing++
+    const sequence = this.#sequence++
     try {
-      sequence = this.#sequence++
       reply = await this.#exchange(sequence, outgoing)
+    } catch {
+      reply = UNSENT
     } finally {
       this.#inFlight--
       if (outgoing.announce) this.#announcing--
     }
-    if (reply === undefined) this.#lost(outgoing)
-    else this.#answered(outgoing, sequence, reply)
-    // Answered, the packet's share no longer holds the peer's room: its streams may send again.
-    for (const { stream } of outgoing.shares) {
-      stream.answered()
-      if (stream.isOpen && stream.sendable > 0n) this.wake(stream)
+    try {
+      if (reply === UNSENT) this.#unsent(outgoing)
+      else {
+        this.#unsentInRow = 0
+        if (reply === undefined) this.#lost(outgoing)
+        else this.#answered(outgoing, sequence, reply)
+      }
+    } catch (error) {
+      surface(error)
     }
-    for (const { stream } of outgoing.data) stream.answered()
+    try {
+      // Answered, the packet's share no longer holds the peer's room: its streams may send again.
+      for (const { stream } of outgoing.shares) {
+        stream.answered()
+        if (stream.isOpen && stream.sendable > 0n) this.wake(stream)
+      }
+      for (const { stream } of outgoing.data) stream.answered()
+    } catch (error) {
+      surface(error)
+    }
     this.#schedule()
+  }
+
+  /**
+   * A Prepare could not be built or handed to the plugin (it never left): its money is released,
+   * its frames go again, after a wait as for a temporary reject. A connection that cannot build
+   * a packet FRUITLESS_LIMIT times in a row closes rather than try for ever.
+   */
+  #unsent(outgoing: Outgoing): void {
+    for (const { stream, amount, destination } of outgoing.shares) stream.release(amount, destination)
+    this.#resend(outgoing)
+    if (++this.#unsentInRow < FRUITLESS_LIMIT) return this.#backOff()
+    this.#close({ code: CloseCodes.InternalError, message: `could not build a Prepare ${this.#unsentInRow} times in a row`, byPeer: false }, true)
   }
 
   /**
    * Sends one Prepare and waits for its answer until it expires. Resolves with the reply, or
    * undefined when none came in time or the plugin failed (the outcome is then unknown).
    */
-  async #exchange(sequence: bigint, outgoing: Outgoing): Promise<IlpReply | undefined> {
-    const packet: StreamPacket = {
-      ilpPacketType: IlpPacketTypes.Prepare,
-      sequence,
-      prepareAmount: outgoing.minimumDestination,
-      frames: outgoing.frames,
-    }
-    const data = Buffer.from(encryptPacket(this.#keys.encryptionKey, packet))
-    const fulfillment = outgoing.unfulfillable ? undefined : Buffer.from(fulfillmentFor(this.#keys.fulfillmentKey, data))
-    const condition = fulfillment ? Buffer.from(conditionFor(fulfillment)) : randomBytes(32)
-    const prepare: IlpPrepare = {
-      destination: this.#destination!,
-      amount: outgoing.amount,
-      executionCondition: condition,
-      expiresAt: new Date(Date.now() + this.#packetTimeoutMs),
-      data,
+  async #exchange(sequence: bigint, outgoing: Outgoing): Promise<IlpReply | undefined | typeof UNSENT> {
+    let bytes: Buffer
+    let fulfillment: Buffer | undefined
+    let condition: Buffer
+    try {
+      const packet: StreamPacket = {
+        ilpPacketType: IlpPacketTypes.Prepare,
+        sequence,
+        prepareAmount: outgoing.minimumDestination,
+        frames: outgoing.frames,
+      }
+      const data = Buffer.from(encryptPacket(this.#keys.encryptionKey, packet))
+      fulfillment = outgoing.unfulfillable ? undefined : Buffer.from(fulfillmentFor(this.#keys.fulfillmentKey, data))
+      condition = fulfillment ? Buffer.from(conditionFor(fulfillment)) : randomBytes(32)
+      bytes = serializePrepare({
+        destination: this.#destination!,
+        amount: outgoing.amount,
+        executionCondition: condition,
+        expiresAt: new Date(Date.now() + this.#packetTimeoutMs),
+        data,
+      })
+    } catch {
+      return UNSENT
     }
     let timer: NodeJS.Timeout | undefined
     try {
-      const bytes = await Promise.race([
-        this.#plugin.sendData(serializePrepare(prepare)),
+      const answer = await Promise.race([
+        this.#plugin.sendData(bytes),
         new Promise<undefined>((resolve) => {
-          timer = setTimeout(() => resolve(undefined), this.#packetTimeoutMs)
+          // The expiry keeps no process alive: a closed connection leaves nothing to wait for.
+          timer = setTimeout(() => resolve(undefined), this.#packetTimeoutMs).unref()
         }),
       ])
-      if (!bytes) return undefined
-      const reply = deserializeReply(bytes)
+      if (!answer) return undefined
+      const reply = deserializeReply(answer)
       if (reply?.type === 'fulfill') {
         // A fulfillment that does not hash to the condition: the money's fate is unknown.
-        if (!fulfillment || !equalBytes(createHash('sha256').update(reply.fulfillment).digest(), condition)) return undefined
+        if (!fulfillment || !equalBytes(createHash('sha256').update(reply.fulfillment).digest(), condition)) {
+          this.#lossReason = 'a Fulfill whose fulfillment does not match the condition'
+          return undefined
+        }
       }
       return reply
-    } catch {
+    } catch (err) {
+      this.#lossReason = err instanceof Error ? err.message : String(err)
       return undefined
     } finally {
       clearTimeout(timer)
     }
   }
 
-  /** A Prepare was never answered: its money may have arrived, so it stays counted; the rest goes again. */
+  /**
+   * A Prepare was never answered (its expiry passed, or the plugin failed: the uplink gave up on
+   * it): its money may have arrived, so it stays counted, in doubt. The path or the peer is gone,
+   * and the connection closes with it, as ilp-protocol-stream's does: its owner opens a new one
+   * rather than wait on this one (a lost Prepare is not a temporary reject to retry).
+   */
   #lost(outgoing: Outgoing): void {
     for (const { stream, amount, destination } of outgoing.shares) {
       stream.doubt(amount, destination)
       this.#inDoubt += amount
     }
-    this.#resend(outgoing)
-    this.#backOff()
+    const reason = this.#lossReason ?? `no answer within ${this.#packetTimeoutMs} ms`
+    this.#lossReason = undefined
+    if (this.role === 'client' && !this.#connected) this.#onConnectFailed(new Error(`no answer to the first packet: ${reason}`))
+    this.#close({ code: CloseCodes.InternalError, message: `A Prepare was not answered: ${reason}`, byPeer: false }, true)
   }
 
   #resend(outgoing: Outgoing): void {
@@ -624,11 +754,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       this.wake(stream)
     }
     for (const frame of outgoing.control) {
-      // Stream ids: only the latest limit matters, and it is sent again below.
-      if (frame.type === 'ConnectionMaxStreamId') continue
-      this.#control.push(frame)
+      // Stream ids: only the latest limit matters, and it is built anew; a blocked notice likewise.
+      if (frame.type === 'ConnectionMaxStreamId') this.#limitDue = true
+      else if (frame.type === 'ConnectionStreamIdBlocked') this.#idsBlockedDue = true
+      else this.#control.push(frame)
     }
-    if (outgoing.control.some((frame) => frame.type === 'ConnectionMaxStreamId')) this.#control.push(this.#maxStreamIdFrame())
   }
 
   #backOff(): void {
@@ -641,14 +771,18 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     if (response) {
       this.#bumpIdle()
       if (!this.#peerKnowsUs) this.#peerKnowsUs = true
-      this.#handleFrames(response.frames, false)
+      this.#handleFrames(response.frames, false, undefined, reply.type === 'reject' && outgoing.amount > 0n)
     }
     const told = new Set<number>()
-    for (const frame of response?.frames ?? []) if (frame.type === 'StreamMaxMoney') told.add(Number(frame.streamId))
+    for (const frame of response?.frames ?? []) if (frame.type === 'StreamMaxMoney' && frame.streamId <= MAX_STREAM_ID) told.add(Number(frame.streamId))
     if (reply.type === 'fulfill') {
       this.#bumpIdle()
       this.#retryDelay = 0
       this.#fruitless = 0
+      if (outgoing.amount > 0n && this.#congestionMax < MAX_U64) {
+        const grown = this.#congestionMax * 2n
+        this.#congestionMax = grown > MAX_U64 ? MAX_U64 : grown
+      }
       const delivered = response ? response.prepareAmount : outgoing.minimumDestination
       for (const share of outgoing.shares) {
         const part = outgoing.amount === 0n ? 0n : (delivered * share.amount) / outgoing.amount
@@ -679,12 +813,18 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     }
     if (reply.type !== 'reject') return
     if (reply.code === 'F08') {
-      const fits = maxPacketAmountFromF08(reply.data, outgoing.amount) ?? outgoing.amount / 2n
-      this.#maxPacketAmount = min(this.#maxPacketAmount, fits)
-      if (this.#maxPacketAmount === 0n) this.#failMoney(`the path carries no money: F08, the largest packet is 0`)
+      // Less than was sent fits, whatever the F08 says (one saying more lies): every F08 shrinks
+      // the packets, and F08s in a row back off like other fruitless rejects.
+      if (outgoing.amount > 0n) {
+        this.#maxPacketAmount = min(this.#maxPacketAmount, fitsAfterF08(reply.data, outgoing.amount))
+        if (this.#maxPacketAmount === 0n) this.#failMoney(`the path carries no money: F08, the largest packet is 0`)
+      }
+      if (++this.#fruitless >= FRUITLESS_LIMIT) this.#backOff()
       return
     }
     if (reply.code.startsWith('T')) {
+      // Insufficient liquidity: smaller packets may get through (halved, grown back as they are fulfilled).
+      if (reply.code === 'T04' && outgoing.amount > 1n) this.#congestionMax = outgoing.amount / 2n
       this.#backOff()
       return
     }
@@ -734,9 +874,22 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
         if (best && !temporary && best.sent === amounts[amounts.length - 1]) {
           return this.#failMoney(`the exchange rate is 0: ${best.sent} sent, nothing arrived`)
         }
-        await new Promise((resolve) => setTimeout(resolve, FIRST_RETRY_DELAY_MS * 2 ** attempt))
+        // A wait that keeps no process alive, and ends when the connection closes.
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer)
+            this.#probeWake = undefined
+            resolve()
+          }
+          const timer = setTimeout(done, FIRST_RETRY_DELAY_MS * 2 ** attempt).unref()
+          this.#probeWake = done
+        })
       }
       if (!this.#rate && !this.#closed) this.#failMoney('could not learn the exchange rate: no test packet was answered')
+    } catch (error) {
+      // Never a rejection nobody handles: money stops, and the error surfaces.
+      if (!this.#rate && !this.#closed) this.#failMoney(`could not learn the exchange rate: ${error instanceof Error ? error.message : String(error)}`)
+      surface(error)
     } finally {
       this.#probing = false
     }
@@ -769,7 +922,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       unfulfillable: true,
     }
     const reply = await this.#exchange(sequence, outgoing)
-    if (!reply) return { type: 'none' }
+    if (!reply || reply === UNSENT) return { type: 'none' }
     const response = this.#readReply(reply, sequence)
     if (response) {
       this.#bumpIdle()
@@ -777,9 +930,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       this.#handleFrames(response.frames, false)
       return { type: 'arrived', arrived: response.prepareAmount, sent: amount }
     }
-    if (reply.type === 'reject' && reply.code === 'F08') {
-      return { type: 'f08', fits: maxPacketAmountFromF08(reply.data, amount) ?? amount / 2n }
-    }
+    if (reply.type === 'reject' && reply.code === 'F08') return { type: 'f08', fits: fitsAfterF08(reply.data, amount) }
     if (reply.type === 'reject' && reply.code.startsWith('T')) return { type: 'temporary' }
     if (reply.type === 'reject') {
       return { type: 'final', message: `Unexpected error while sending packet. Code: ${reply.code}, triggered by: ${reply.triggeredBy}, message: ${reply.message}` }
@@ -799,23 +950,62 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   /**
    * Answers a Prepare addressed to this connection (its owner routes them here), with the
    * serialized Fulfill or Reject. Synchronous; never throws. `F06` for bytes that are not a
-   * STREAM packet under this key, `F99` with an encrypted reply for one it turns away.
+   * STREAM packet under this key, `F99` with an encrypted reply for one it turns away, `R00`
+   * (with one) for an expired Prepare, `T00` should handling it fail.
    */
   handlePrepare(prepare: IlpPrepare): Buffer {
+    const answer = this.answer(prepare)
+    return answer === RESTART ? serializeReject('F99', this.sourceAccount, 'the peer opened a new connection') : answer
+  }
+
+  /**
+   * Answers a Prepare, or says {@link RESTART} when it opens a new connection under the same
+   * credentials: a client that started again (a restarted server) names itself at sequence 1,
+   * in a Prepare that has not expired and is not this connection's first one again (a connector
+   * replaying it is answered as a duplicate). Its listener then drops this connection and gives
+   * the packet to a new one. Never throws. @internal
+   */
+  answer(prepare: IlpPrepare): Buffer | typeof RESTART {
+    try {
+      return this.#answer(prepare)
+    } catch (error) {
+      // Nothing was credited (money counts only once its answer is written): the packet is
+      // turned away as a temporary failure, and the error (a listener's, or a bug) surfaces.
+      surface(error)
+      return serializeReject('T00', this.sourceAccount, 'internal error')
+    }
+  }
+
+  #answer(prepare: IlpPrepare): Buffer | typeof RESTART {
     const decoded = decryptPacket(this.#keys.encryptionKey, prepare.data)
     if (decoded.type !== 'valid' || decoded.packet.ilpPacketType !== IlpPacketTypes.Prepare) {
       return serializeReject('F06', this.sourceAccount, '')
     }
     const request = decoded.packet
-    const respond = (frames: Frame[], accept: Buffer | undefined): Buffer => {
+    const expired = prepare.expiresAt.getTime() <= Date.now()
+    // A client that started again names itself at sequence 1. Not this connection's own first
+    // Prepare again (the same condition: a connector replaying it), nor an expired one: those
+    // are answered here, and the live connection stays.
+    if (
+      this.role === 'server' &&
+      this.#prepares > 0 &&
+      request.sequence === 1n &&
+      !expired &&
+      !(this.#openingCondition && equalBytes(this.#openingCondition, prepare.executionCondition)) &&
+      request.frames.some((frame) => frame.type === 'ConnectionNewAddress')
+    ) {
+      return RESTART
+    }
+    if (this.#prepares++ === 0) this.#openingCondition = Buffer.from(prepare.executionCondition)
+    const respond = (frames: Frame[], accept: Buffer | undefined, code = 'F99'): Buffer => {
       const packet: StreamPacket = {
         ilpPacketType: accept ? IlpPacketTypes.Fulfill : IlpPacketTypes.Reject,
         sequence: request.sequence,
         prepareAmount: prepare.amount > MAX_U64 ? MAX_U64 : prepare.amount,
-        frames,
+        frames: fitFrames(frames, FRAMES_ROOM),
       }
       const data = Buffer.from(encryptPacket(this.#keys.encryptionKey, packet))
-      return accept ? serializeFulfill(accept, data) : serializeReject('F99', this.sourceAccount, '', data)
+      return accept ? serializeFulfill(accept, data) : serializeReject(code, this.sourceAccount, '', data)
     }
     if (this.#closed) {
       return respond([{ type: 'ConnectionClose', errorCode: CloseCodes.NoError, errorMessage: '' }], undefined)
@@ -825,63 +1015,104 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     let refuse = false
     // Streams this packet names: created when new, answered with their state.
     const named = new Map<number, MoneyStream>()
+    const refused = new Set<bigint>()
     for (const frame of request.frames) {
       if (frame.type !== 'StreamMoney' && frame.type !== 'StreamData' && frame.type !== 'StreamMaxMoney' && frame.type !== 'StreamMaxData') continue
-      const id = Number(frame.streamId)
-      if (named.has(id)) continue
-      const stream = this.#streamFor(id, frame.type === 'StreamMoney' || frame.type === 'StreamData', replyFrames)
-      if (stream === 'refuse') refuse = true
-      else if (stream) named.set(id, stream)
+      if (refused.has(frame.streamId) || (frame.streamId <= MAX_STREAM_ID && named.has(Number(frame.streamId)))) continue
+      const stream = this.#streamFor(frame.streamId, frame.type === 'StreamMoney' || frame.type === 'StreamData', replyFrames)
+      if (stream === 'refuse') {
+        refuse = true
+        refused.add(frame.streamId)
+      } else if (stream) named.set(stream.id, stream)
     }
     this.#handleFrames(request.frames, true, replyFrames)
     if (this.#closed) return respond(replyFrames, undefined)
     // Money
     const amount = prepare.amount
     let accept: Buffer | undefined
+    let code = 'F99'
     const credits: { stream: MoneyStream; amount: bigint }[] = []
     if (!refuse && amount >= request.prepareAmount) {
       const fulfillment = Buffer.from(fulfillmentFor(this.#keys.fulfillmentKey, prepare.data))
-      if (equalBytes(conditionFor(fulfillment), prepare.executionCondition)) {
-        let total = 0n
-        for (const frame of request.frames) if (frame.type === 'StreamMoney') total += frame.shares
-        if (amount > 0n && total === 0n) refuse = true
-        let given = 0n
+      // Expired, a Prepare is never fulfilled (the connector that sent it would not pay for it).
+      if (expired) code = 'R00'
+      else if (equalBytes(conditionFor(fulfillment), prepare.executionCondition)) {
         const moneyFrames = request.frames.filter((frame) => frame.type === 'StreamMoney')
+        let total = 0n
+        for (const frame of moneyFrames) total += frame.shares
+        if (amount > 0n && total === 0n) refuse = true
+        // Each frame's part of the amount (the last takes the remainder, so the parts add up to
+        // the Prepare), summed per stream: a stream named twice is checked once, with all it gets.
+        const perStream = new Map<bigint, { amount: bigint; shares: bigint }>()
+        let given = 0n
         moneyFrames.forEach((frame, index) => {
-          if (refuse || frame.type !== 'StreamMoney') return
-          const stream = named.get(Number(frame.streamId))
-          // The last share takes the remainder, so the streams add up to the Prepare.
-          const part = index === moneyFrames.length - 1 ? amount - given : (amount * frame.shares) / total
+          const part = total === 0n ? 0n : index === moneyFrames.length - 1 ? amount - given : (amount * frame.shares) / total
           given += part
-          if (!stream || !stream.canReceive(part, frame.shares, this.#crossing())) {
-            refuse = true
-            if (stream) {
-              replyFrames.push({ type: 'StreamMaxMoney', streamId: frame.streamId, receiveMax: stream.receiveMax, totalReceived: stream.totalReceived })
-            }
-            return
-          }
-          credits.push({ stream, amount: part })
+          const sum = perStream.get(frame.streamId) ?? { amount: 0n, shares: 0n }
+          perStream.set(frame.streamId, { amount: sum.amount + part, shares: sum.shares + frame.shares })
         })
+        const crossing = this.#crossing()
+        for (const [streamId, { amount: part, shares }] of perStream) {
+          const stream = streamId <= MAX_STREAM_ID ? named.get(Number(streamId)) : undefined
+          if (stream?.canReceive(part, shares, crossing)) {
+            credits.push({ stream, amount: part })
+            continue
+          }
+          refuse = true
+          if (stream) replyFrames.push({ type: 'StreamMaxMoney', streamId, receiveMax: stream.receiveMax, totalReceived: stream.totalReceived })
+        }
         if (!refuse) accept = fulfillment
       }
     }
+    const undo: (() => void)[] = []
     if (accept) {
       for (const { stream, amount: part } of credits) {
+        undo.push(stream.credit(part))
         this.#totalReceived += part
-        stream.credit(part)
       }
     }
-    for (const stream of named.values()) {
-      if (!stream.isOpen) continue
-      stream.advertised()
-      const id = BigInt(stream.id)
-      replyFrames.push(
-        { type: 'StreamMaxMoney', streamId: id, receiveMax: stream.receiveMax, totalReceived: stream.totalReceived },
-        { type: 'StreamMaxData', streamId: id, maxOffset: BigInt(stream.maxIncomingOffset) },
-      )
+    const reply = (): Buffer => {
+      const frames = [...replyFrames]
+      for (const stream of named.values()) {
+        if (!stream.isOpen) continue
+        stream.advertised()
+        const id = BigInt(stream.id)
+        frames.push(
+          { type: 'StreamMaxMoney', streamId: id, receiveMax: stream.receiveMax, totalReceived: stream.totalReceived },
+          { type: 'StreamMaxData', streamId: id, maxOffset: BigInt(stream.maxIncomingOffset) },
+        )
+      }
+      frames.push(this.#maxStreamIdFrame(), this.#maxDataFrame())
+      return respond(frames, accept, code)
     }
-    replyFrames.push(this.#maxStreamIdFrame(), this.#maxDataFrame())
-    return respond(replyFrames, accept)
+    let answer: Buffer
+    try {
+      answer = reply()
+    } catch (error) {
+      // Money counts only with the answer that takes it.
+      for (const rollback of undo) rollback()
+      if (accept) for (const { amount: part } of credits) this.#totalReceived -= part
+      throw error
+    }
+    if (!accept) return answer
+    // The answer is final: listeners hear of the money now, and whatever they do cannot change
+    // it. One that raised a receive max (a metered payee) is answered with the new max at once.
+    const wakes = this.#wakes
+    for (const { stream, amount: part } of credits) {
+      try {
+        stream.announceMoney(part)
+      } catch (error) {
+        surface(error)
+      }
+    }
+    if (this.#wakes !== wakes) {
+      try {
+        answer = reply()
+      } catch {
+        // The answer written first stands.
+      }
+    }
+    return answer
   }
 
   /** True across assets, where a sender cannot hit a receive max exactly (see `MoneyStream.canReceive`). */
@@ -894,36 +1125,49 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
    * The stream a frame names, created when the peer opens it. 'refuse' when money or data names
    * one that is closed or past the limit (the reply says so with a StreamClose).
    */
-  #streamFor(id: number, carries: boolean, replyFrames: Frame[]): MoneyStream | 'refuse' | undefined {
-    const known = this.#streams.get(id)
+  #streamFor(streamId: bigint, carries: boolean, replyFrames: Frame[]): MoneyStream | 'refuse' | undefined {
+    // An id too large for a `number` is past any limit: refused before it is one (never rounded).
+    const id = streamId <= MAX_STREAM_ID ? Number(streamId) : undefined
+    const known = id === undefined ? undefined : this.#streams.get(id)
     if (known) return known
-    const closed = this.#isRemoteId(id) ? this.#isClosedRemoteId(id) : id < this.#nextStreamId
-    if (closed || !this.#isRemoteId(id) || id > this.#maxRemoteStreamId) {
+    const remote = id !== undefined && this.#isRemoteId(id)
+    const closed = id !== undefined && (remote ? this.#isClosedRemoteId(id) : id < this.#nextStreamId)
+    if (id === undefined || closed || !remote || id > this.#maxRemoteStreamId) {
       if (!carries) return undefined
-      const message = closed ? 'Stream is already closed' : !this.#isRemoteId(id) ? `Invalid stream id ${id}` : `Stream id ${id} is past the maximum ${this.#maxRemoteStreamId}`
+      const message = closed
+        ? 'Stream is already closed'
+        : id !== undefined && !remote
+          ? `Invalid stream id ${streamId}`
+          : `Stream id ${streamId} is past the maximum ${this.#maxRemoteStreamId}`
       const code = closed ? CloseCodes.StreamStateError : CloseCodes.StreamIdError
-      replyFrames.push({ type: 'StreamClose', streamId: BigInt(id), errorCode: code, errorMessage: message })
+      replyFrames.push({ type: 'StreamClose', streamId, errorCode: code, errorMessage: message })
       return 'refuse'
     }
     const stream = new MoneyStream(id, this)
     this.#streams.set(id, stream)
-    if (id > this.#highestRemoteId) this.#highestRemoteId = id
+    this.#openedRemoteId(id)
     this.emit('stream', stream)
     return stream.isOpen ? stream : 'refuse'
   }
 
-  /** Control and data frames from the peer, in a Prepare (`incoming`) or in a reply. */
-  #handleFrames(frames: readonly Frame[], incoming: boolean, replyFrames?: Frame[]): void {
+  /**
+   * Control and data frames from the peer, in a Prepare (`incoming`) or in a reply (`refused`:
+   * a reject in which the peer turned our money away).
+   */
+  #handleFrames(frames: readonly Frame[], incoming: boolean, replyFrames?: Frame[], refused = false): void {
     let closeFrame: { code: number; message: string } | undefined
+    let assetTold = false
     for (const frame of frames) {
       switch (frame.type) {
         case 'ConnectionNewAddress':
           if (this.role === 'server' && incoming) {
             const first = this.#destination === undefined
             this.#destination = frame.sourceAccount
-            replyFrames?.push(
-              { type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale },
-            )
+            // Once per reply, however many times the packet says it.
+            if (!assetTold) {
+              replyFrames?.push({ type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale })
+              assetTold = true
+            }
             if (first) this.#schedule()
           }
           break
@@ -953,29 +1197,33 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
           this.emit('remoteDataBlocked', frame.maxOffset)
           break
         case 'ConnectionStreamIdBlocked':
-          if (!this.#remoteStreamIdsBlocked) this.emit('remoteStreamIdsBlocked', frame.maxStreamId)
+          // Once per limit: the peer saying it again tells nothing new until the limit moves.
+          if (this.#remoteBlockedAt !== this.#maxRemoteStreamId) {
+            this.#remoteBlockedAt = this.#maxRemoteStreamId
+            this.emit('remoteStreamIdsBlocked', frame.maxStreamId)
+          }
           break
         case 'StreamClose':
-          this.#streams.get(Number(frame.streamId))?.remoteClose(frame.errorCode, frame.errorMessage)
+          this.#stream(frame.streamId)?.remoteClose(frame.errorCode, frame.errorMessage)
           break
         case 'StreamMaxMoney':
-          this.#streams.get(Number(frame.streamId))?.remoteMoney(frame.receiveMax, frame.totalReceived)
+          this.#stream(frame.streamId)?.remoteMoney(frame.receiveMax, frame.totalReceived, refused)
           break
         case 'StreamMoneyBlocked':
-          this.#streams.get(Number(frame.streamId))?.emit('remoteMoneyBlocked', { sendMax: frame.sendMax, totalSent: frame.totalSent })
+          this.#stream(frame.streamId)?.emit('remoteMoneyBlocked', { sendMax: frame.sendMax, totalSent: frame.totalSent })
           break
         case 'StreamData': {
-          const stream = this.#streams.get(Number(frame.streamId))
+          const stream = this.#stream(frame.streamId)
           if (stream && !stream.pushData(frame.offset, frame.data)) {
             stream.destroy(`flow control: bytes up to ${frame.offset + BigInt(frame.data.length)} past the max offset ${stream.maxIncomingOffset}`)
           }
           break
         }
         case 'StreamMaxData':
-          this.#streams.get(Number(frame.streamId))?.remoteData(frame.maxOffset)
+          this.#stream(frame.streamId)?.remoteData(frame.maxOffset)
           break
         case 'StreamDataBlocked':
-          this.#streams.get(Number(frame.streamId))?.emit('remoteDataBlocked', { maxOffset: frame.maxOffset })
+          this.#stream(frame.streamId)?.emit('remoteDataBlocked', { maxOffset: frame.maxOffset })
           break
         default:
           // StreamMoney is handled with the amount; StreamReceipt is for the application.
@@ -1028,12 +1276,18 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.#close(info, true)
   }
 
+  /** Closes without a word to the peer (it started a new connection at the same address). @internal */
+  drop(message: string): void {
+    this.#close({ code: CloseCodes.NoError, message, byPeer: false }, false)
+  }
+
   #close(info: CloseInfo, tellPeer: boolean): void {
     if (this.#closed) return
     this.#closed = info
     clearTimeout(this.#idleTimer)
     clearTimeout(this.#retryTimer)
     clearTimeout(this.#lazyTimer)
+    this.#probeWake?.()
     this.#wanting.clear()
     this.#control = []
     this.#lazy = []
@@ -1042,7 +1296,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     if (!this.#connected) this.#onConnectFailed(new ConnectionClosedError(info))
     if (tellPeer && this.#destination !== undefined && this.#peerKnowsUs) {
       const outgoing: Outgoing = {
-        frames: [{ type: 'ConnectionClose', errorCode: info.code, errorMessage: info.message }],
+        frames: [{ type: 'ConnectionClose', errorCode: info.code, errorMessage: brief(info.message) }],
         amount: 0n,
         minimumDestination: 0n,
         shares: [],
@@ -1057,6 +1311,25 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.emit('close', info)
   }
 }
+
+/**
+ * Throws the RangeError a connection's constructor would for these options: how a
+ * {@link StreamListener} refuses bad options when it is built, not on its first packet. @internal
+ */
+export function checkConnectionOptions(options: Omit<ConnectionOptions, 'plugin' | 'sharedSecret' | 'sourceAccount' | 'asset'>): void {
+  positive(options.maxPacketsInFlight ?? 16, 'maxPacketsInFlight')
+  positive(options.maxRemoteStreams ?? 100, 'maxRemoteStreams')
+  positive(options.streamWindow ?? 16_384, 'streamWindow')
+  if (options.minExchangeRate !== undefined) exchangeRate(options.minExchangeRate)
+  const slippage = exchangeRate(options.slippage ?? '0.01')
+  if (slippage.numerator >= slippage.denominator) throw new RangeError('slippage must be below 1')
+}
+
+/** What `#exchange` returns for a Prepare that never left (it could not be built). */
+const UNSENT = Symbol('unsent')
+
+/** What {@link Connection.answer} returns for the first packet of a new connection under the same credentials. @internal */
+export const RESTART = Symbol('restart')
 
 /** The connection is closed: no stream can be opened on it. */
 export class ConnectionClosedError extends Error {
@@ -1090,6 +1363,45 @@ export async function connect(options: ClientConnectionOptions): Promise<Connect
 /** A client connection that is not yet open: streams opened on it ride in its first packet. Call `open()` to send it. */
 export function createConnection(options: ClientConnectionOptions): Connection {
   return new Connection({ ...options, role: 'client' })
+}
+
+/** What fits the path after an F08 for `sent` (> 0): what the F08 says, and less than `sent` in any case. */
+function fitsAfterF08(data: Buffer, sent: bigint): bigint {
+  return min(maxPacketAmountFromF08(data, sent) ?? sent / 2n, sent - 1n)
+}
+
+/** Rethrows an error on its own (an uncaught exception), out of a packet's handling: a listener's bug surfaces, the packet's answer stands. */
+function surface(error: unknown): void {
+  queueMicrotask(() => {
+    throw error
+  })
+}
+
+/**
+ * A reply's frames within `room` bytes: all of them when they fit; else the connection's first,
+ * then the streams' in order, while they fit (a peer naming thousands of streams gets a reply
+ * ILP can carry).
+ */
+function fitFrames(frames: Frame[], room: number): Frame[] {
+  let size = 0
+  for (const frame of frames) size += frameSize(frame)
+  if (size <= room) return frames
+  const kept: Frame[] = []
+  for (const connectionFrames of [true, false]) {
+    for (const frame of frames) {
+      if (frame.type.startsWith('Connection') !== connectionFrames) continue
+      const bytes = frameSize(frame)
+      if (bytes > room) break
+      kept.push(frame)
+      room -= bytes
+    }
+  }
+  return kept
+}
+
+/** A close message we send, cut so the frame always fits a packet. */
+function brief(message: string): string {
+  return message.length > MAX_CLOSE_MESSAGE ? message.slice(0, MAX_CLOSE_MESSAGE) : message
 }
 
 function min(a: bigint, b: bigint): bigint {

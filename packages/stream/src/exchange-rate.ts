@@ -54,6 +54,16 @@ export function sourceFor(destination: bigint, rate: ExchangeRate): bigint | und
   return (destination * rate.denominator + rate.numerator - 1n) / rate.numerator
 }
 
+/**
+ * The most source units that convert to at most `limit` at `rate` (rounded down), never above
+ * `limit` itself: what keeps a converted amount within a u64 whatever rate a peer claims.
+ */
+export function sourceWithin(limit: bigint, rate: ExchangeRate): bigint {
+  if (rate.numerator === 0n) return limit
+  const most = ((limit + 1n) * rate.denominator - 1n) / rate.numerator
+  return most < limit ? most : limit
+}
+
 /** −1, 0 or 1 as `a` is below, equal to or above `b`. */
 export function compareRates(a: ExchangeRate, b: ExchangeRate): -1 | 0 | 1 {
   const left = a.numerator * b.denominator

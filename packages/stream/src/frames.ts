@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import { StreamCodecError, StreamCodecErrorCodes } from './codec-error.js'
 import { MAX_U64, OerReader, OerWriter } from './oer.js'
 
@@ -230,6 +231,55 @@ export function writeFrame(frame: Frame, out: OerWriter): void {
   writeContents(frame, contents)
   out.writeUInt8(FrameTypes[frame.type])
   out.writeVarOctetString(contents.finish())
+}
+
+/**
+ * The bytes {@link writeFrame} writes for a frame, at most (a u64 is counted at its full 9): how
+ * a sender keeps a packet within ILP's 32,767 bytes without encoding it twice.
+ */
+export function frameSize(frame: Frame): number {
+  let contents: number
+  switch (frame.type) {
+    case 'ConnectionClose':
+      contents = 1 + stringSize(frame.errorMessage)
+      break
+    case 'ConnectionNewAddress':
+      contents = stringSize(frame.sourceAccount)
+      break
+    case 'ConnectionAssetDetails':
+      contents = stringSize(frame.sourceAssetCode) + 1
+      break
+    case 'StreamClose':
+      contents = 9 + 1 + stringSize(frame.errorMessage)
+      break
+    case 'StreamData':
+      contents = 18 + octetsSize(frame.data.length)
+      break
+    case 'StreamReceipt':
+      contents = 9 + octetsSize(frame.receipt.length)
+      break
+    case 'StreamMaxMoney':
+    case 'StreamMoneyBlocked':
+      contents = 27
+      break
+    case 'StreamMoney':
+    case 'StreamMaxData':
+    case 'StreamDataBlocked':
+      contents = 18
+      break
+    default:
+      contents = 9
+  }
+  return 1 + octetsSize(contents)
+}
+
+/** A VarOctetString of `length` bytes: its length prefix and the bytes. */
+function octetsSize(length: number): number {
+  return (length < 0x80 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5) + length
+}
+
+function stringSize(value: string): number {
+  return octetsSize(Buffer.byteLength(value, 'utf8'))
 }
 
 /**

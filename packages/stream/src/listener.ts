@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { createHmac, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { Connection, type ConnectionOptions, type StreamAsset } from './connection.js'
+import { Connection, RESTART, checkConnectionOptions, type ConnectionOptions, type StreamAsset } from './connection.js'
 import { decryptPacket, deriveKeys } from './crypto.js'
 import { deserializePrepare, serializeReject, type DataPlugin } from './ilp.js'
 
@@ -41,7 +41,8 @@ const TOKEN_BYTES = 18
  * The server role of STREAM: hands out credentials (an address under its own, and a secret
  * derived from the token in it, so nothing is stored per credential) and answers every Prepare
  * addressed under its address. A connection lives from the first packet that decrypts under its
- * token's secret until it closes; a later packet with the same token opens a new one.
+ * token's secret until it closes, or until a client opens a new one under the same token (its
+ * first packet again: a server that restarted); a later packet with the token opens a new one.
  *
  * Garbage never creates state: a Prepare that is not one, names no token, or does not decrypt is
  * rejected (F01, F02, F06) before any connection exists.
@@ -51,9 +52,12 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
   readonly #options: ListenerOptions
   readonly #secret: Uint8Array
   readonly #connections = new Map<string, Connection>()
+  #closed = false
 
+  /** Throws a RangeError for a connection option no connection could run with. */
   constructor(options: ListenerOptions) {
     super()
+    checkConnectionOptions(options)
     this.#options = options
     this.address = options.address
     this.#secret = options.secret ?? randomBytes(32)
@@ -85,35 +89,41 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
     if (!prepare) return serializeReject('F01', this.address, 'expected an ILP Prepare')
     const rest = prepare.destination.startsWith(`${this.address}.`) ? prepare.destination.slice(this.address.length + 1) : ''
     const token = rest.split('.', 1)[0] ?? ''
-    if (!token) return serializeReject('F02', this.address, 'no connection at this address')
-    let connection = this.#connections.get(token)
-    if (!connection) {
-      if (this.#options.accept && !this.#options.accept(token)) return serializeReject('F02', this.address, 'no connection at this address')
-      const sharedSecret = this.#secretFor(token)
-      // Decrypt before anything is kept: garbage and strangers leave no state behind.
-      if (decryptPacket(deriveKeys(sharedSecret).encryptionKey, prepare.data).type !== 'valid') {
-        return serializeReject('F06', this.address, '')
-      }
-      connection = new Connection({
-        ...this.#options,
-        role: 'server',
-        sharedSecret,
-        sourceAccount: `${this.address}.${token}`,
-        asset: this.#options.asset,
-        plugin: this.#options.plugin,
-      })
-      const opened = connection
-      this.#connections.set(token, opened)
-      opened.once('close', () => {
-        if (this.#connections.get(token) === opened) this.#connections.delete(token)
-      })
-      this.emit('connection', opened, token)
+    if (!token || this.#closed) return serializeReject('F02', this.address, 'no connection at this address')
+    const open = this.#connections.get(token)
+    if (open) {
+      const answer = open.answer(prepare)
+      if (answer !== RESTART) return answer
+      // The client started again under the same credentials: its old connection is gone with it.
+      // Dropped without a word: the new one may well have the old one's address.
+      open.drop('the peer opened a new connection with these credentials')
     }
-    return connection.handlePrepare(prepare)
+    if (this.#options.accept && !this.#options.accept(token)) return serializeReject('F02', this.address, 'no connection at this address')
+    const sharedSecret = this.#secretFor(token)
+    // Decrypt before anything is kept: garbage and strangers leave no state behind.
+    if (decryptPacket(deriveKeys(sharedSecret).encryptionKey, prepare.data).type !== 'valid') {
+      return serializeReject('F06', this.address, '')
+    }
+    const connection = new Connection({
+      ...this.#options,
+      role: 'server',
+      sharedSecret,
+      sourceAccount: `${this.address}.${token}`,
+      asset: this.#options.asset,
+      plugin: this.#options.plugin,
+    })
+    this.#connections.set(token, connection)
+    connection.once('close', () => {
+      if (this.#connections.get(token) === connection) this.#connections.delete(token)
+    })
+    this.emit('connection', connection, token)
+    const answer = connection.answer(prepare)
+    return answer === RESTART ? serializeReject('F99', this.address, '') : answer
   }
 
-  /** Closes every connection now (each peer is told). */
+  /** Closes every connection now (each peer is told); no Prepare opens one afterwards (F02). */
   close(): void {
+    this.#closed = true
     for (const connection of [...this.#connections.values()]) connection.destroy()
     this.#connections.clear()
   }

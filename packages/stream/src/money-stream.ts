@@ -12,7 +12,11 @@ export interface CloseInfo {
   readonly byPeer: boolean
 }
 
-/** Events of a {@link MoneyStream}. Listeners are optional: no event is `'error'`, so none can crash a process. */
+/**
+ * Events of a {@link MoneyStream}. Listeners are optional: no event is `'error'`, so none can crash
+ * a process. A listener that throws while a packet is answered (`'money'` above all) does not
+ * change the answer: the error is rethrown on its own, as an uncaught exception.
+ */
 export interface MoneyStreamEvents {
   /** Money arrived on the stream (a fulfilled Prepare's share), in this side's units. */
   money: [amount: bigint]
@@ -93,14 +97,21 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
   #pending: DataSegment[] = []
   #writeOffset = 0
   #unacked = 0
-  #remoteMaxOffset = 16_384
+  #remoteMaxOffset = ASSUMED_MAX_OFFSET
   #dataBlockedAt = -1
   /** Highest offset ever loaded into a packet (for the connection's data limit). */
   sentOffset = 0
   // Data in
   #readOffset = 0
-  #early = new Map<number, Buffer>()
-  #earlyBytes = 0
+  /**
+   * Bytes that arrived ahead of `#readOffset`, each at its offset modulo the length: a ring as
+   * long as the most the stream accepts ahead (see `#earlyCapacity`), so whatever a peer sends,
+   * it holds no more. Allocated while bytes wait, with `#earlyHeld` (1 where a byte is held).
+   */
+  #early: Buffer | undefined
+  #earlyHeld: Uint8Array | undefined
+  /** The end of the furthest byte held early. */
+  #earlyEnd = 0
   #advertisedMaxOffset = 0
   // Lifecycle
   #ending = false
@@ -117,7 +128,7 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     private readonly owner: StreamOwner,
   ) {
     super()
-    this.#advertisedMaxOffset = owner.streamWindow
+    this.#advertisedMaxOffset = this.maxIncomingOffset
   }
 
   // --- money out -----------------------------------------------------------------------------
@@ -212,12 +223,24 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     this.#inDoubt += amount
   }
 
-  /** The peer's StreamMaxMoney. @internal */
-  remoteMoney(receiveMax: bigint, totalReceived: bigint): void {
-    const changed = receiveMax !== this.#remoteReceiveMax || totalReceived > this.#remoteReceived
-    this.#remoteReceiveMax = receiveMax
-    if (totalReceived > this.#remoteReceived) this.#remoteReceived = totalReceived
-    if (!changed) return
+  /**
+   * The peer's StreamMaxMoney. Frames cross on the way (a reply written before the peer raised
+   * its max can arrive after the raise), and a frame carries no version but the peer's total
+   * received, which only grows: a frame with a higher total is newer, and takes its max as it is
+   * (lowered too); at the same total the higher max wins, unless `refused` (the peer just turned
+   * money away for it: that max is as of now); a lower total is old news. @internal
+   */
+  remoteMoney(receiveMax: bigint, totalReceived: bigint, refused = false): void {
+    const before = this.#remoteReceiveMax
+    const receivedBefore = this.#remoteReceived
+    if (totalReceived > this.#remoteReceived) {
+      this.#remoteReceived = totalReceived
+      this.#remoteReceiveMax = receiveMax
+    } else if (totalReceived === this.#remoteReceived) {
+      this.#remoteReceiveMax = refused || receiveMax > this.#remoteReceiveMax ? receiveMax : this.#remoteReceiveMax
+    } else if (!refused) return
+    else this.#remoteReceiveMax = receiveMax
+    if (before === this.#remoteReceiveMax && receivedBefore === this.#remoteReceived) return
     this.#blockedAt = undefined
     this.emit('remoteReceiveMax', { remoteReceiveMax: this.#remoteReceiveMax, remoteReceived: this.#remoteReceived })
     this.#checkReached()
@@ -274,25 +297,43 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
   }
 
   /**
-   * True when the stream may take `amount` (which the sender paid `shares` of its own units for).
+   * True when the stream may take `amount` more (which the sender paid `shares` of its own units
+   * for; all of a packet's StreamMoney frames for the stream, summed). Never past 2^64-1 in all.
    * In one asset: only within its receive max. Across assets a sender cannot hit the max exactly
-   * (one of its units may be worth many of ours, and it rounds up), so past the max it may go by
-   * 1 % (as ilp-protocol-stream allows), or by less than one of the sender's units: a packet that
-   * one unit less would have left short. @internal
+   * (one of its units may be worth many of ours, and it rounds up), so a packet that starts below
+   * the max may pass it by 1 % of the max (as ilp-protocol-stream allows), or by less than one of
+   * the sender's units as the packet prices it (`amount / shares`: a packet one unit smaller would
+   * have left the max short), but never by more than the max itself. The shares are the peer's
+   * word, so that last bound is ours: whatever it claims, a stream ends at most at twice its
+   * receive max, and only when it was below it. @internal
    */
   canReceive(amount: bigint, shares: bigint, crossing: boolean): boolean {
     if (this.#closed || this.#remoteClosed) return false
     const after = this.#totalReceived + amount
+    if (after > MAX_U64) return false
     if (after <= this.#receiveMax) return true
     if (!crossing || this.#totalReceived >= this.#receiveMax) return false
-    if (after <= this.#receiveMax + this.#receiveMax / 100n) return true
-    return shares > 0n && (after - this.#receiveMax) * shares < amount
+    const over = after - this.#receiveMax
+    if (over <= this.#receiveMax / 100n) return true
+    return shares > 0n && over * shares < amount && over <= this.#receiveMax
   }
 
-  /** @internal */
-  credit(amount: bigint): void {
+  /**
+   * Counts money in (checked by {@link canReceive}); the `'money'` event is {@link announceMoney},
+   * once the packet's answer is final. Returns what undoes it, should that answer fail. @internal
+   */
+  credit(amount: bigint): () => void {
+    const [received, max] = [this.#totalReceived, this.#receiveMax]
     this.#totalReceived += amount
     if (this.#totalReceived > this.#receiveMax) this.#receiveMax = this.#totalReceived
+    return () => {
+      this.#totalReceived = received
+      this.#receiveMax = max
+    }
+  }
+
+  /** Emits `'money'` for money {@link credit}ed. @internal */
+  announceMoney(amount: bigint): void {
     if (amount > 0n) this.emit('money', amount)
   }
 
@@ -401,9 +442,17 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
 
   // --- data in -------------------------------------------------------------------------------
 
-  /** The max offset this side advertises (bytes handed on plus the window). @internal */
+  /**
+   * The max offset this side advertises: bytes handed on plus the window, and never below the
+   * 16,384 bytes every sender assumes before it hears (RFC 29 §3.3), whatever the window. @internal
+   */
   get maxIncomingOffset(): number {
-    return this.#readOffset + this.owner.streamWindow
+    return Math.max(this.#readOffset + this.owner.streamWindow, ASSUMED_MAX_OFFSET)
+  }
+
+  /** The most bytes ever held ahead of the read offset (the span `maxIncomingOffset` allows). */
+  get #earlyCapacity(): number {
+    return Math.max(this.owner.streamWindow, ASSUMED_MAX_OFFSET)
   }
 
   /** Bytes handed on so far. @internal */
@@ -412,8 +461,11 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
   }
 
   /**
-   * The peer's bytes at `offset`. Duplicates (a resent packet) are dropped; bytes past the window
-   * are a flow control error (returns false). @internal
+   * The peer's bytes at `offset`. Duplicates (a resent packet) are dropped; bytes past the max
+   * offset are a flow control error (returns false). Bytes ahead of the read offset are copied
+   * into the window's ring (never kept as views into the packet), overlaps overwrite each other,
+   * and each byte is handed on once: time and memory are linear in what arrives, the memory at
+   * most the window, whatever the peer sends. @internal
    */
   pushData(offset: bigint, data: Uint8Array): boolean {
     if (this.#closed || this.#remoteClosed) return true
@@ -421,33 +473,64 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     const end = start + data.length
     if (end > this.maxIncomingOffset) return false
     if (end <= this.#readOffset || data.length === 0) return true
-    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
     if (start > this.#readOffset) {
-      const known = this.#early.get(start)
-      if (!known || known.length < bytes.length) {
-        this.#earlyBytes += bytes.length - (known?.length ?? 0)
-        this.#early.set(start, bytes)
-      }
+      this.#holdEarly(start, data)
       return true
     }
-    this.#deliver(bytes.subarray(this.#readOffset - start))
-    // Bytes that arrived early and now follow on.
-    while (this.#early.size > 0) {
-      let next: [number, Buffer] | undefined
-      for (const entry of this.#early) {
-        if (entry[0] <= this.#readOffset) {
-          next = entry
-          break
-        }
-      }
-      if (!next) break
-      const [at, early] = next
-      this.#early.delete(at)
-      this.#earlyBytes -= early.length
-      if (at + early.length > this.#readOffset) this.#deliver(early.subarray(this.#readOffset - at))
-    }
+    const from = this.#readOffset
+    // Those bytes may have come early too: the packet's copy goes on, the held one is forgotten.
+    this.#markEarly(from, end, 0)
+    this.#deliver(Buffer.from(data.buffer, data.byteOffset + (from - start), end - from))
+    this.#deliverEarly()
     if (this.maxIncomingOffset - this.#advertisedMaxOffset >= this.owner.streamWindow / 2) this.dirty = true
     return true
+  }
+
+  #holdEarly(start: number, data: Uint8Array): void {
+    const size = this.#earlyCapacity
+    this.#early ??= Buffer.alloc(size)
+    this.#earlyHeld ??= new Uint8Array(size)
+    // `data` lies within (read offset, max offset]: shorter than the ring, so at most two pieces.
+    const at = start % size
+    const first = Math.min(data.length, size - at)
+    this.#early.set(data.subarray(0, first), at)
+    this.#early.set(data.subarray(first), 0)
+    this.#markEarly(start, start + data.length, 1)
+    if (start + data.length > this.#earlyEnd) this.#earlyEnd = start + data.length
+  }
+
+  /** Marks bytes `from` to `to` (offsets, less than the ring apart) as held or not. */
+  #markEarly(from: number, to: number, mark: 0 | 1): void {
+    const held = this.#earlyHeld
+    if (!held || to <= from) return
+    const size = held.length
+    const at = from % size
+    const first = Math.min(to - from, size - at)
+    held.fill(mark, at, at + first)
+    held.fill(mark, 0, to - from - first)
+  }
+
+  /** Hands on the held bytes that now follow on: each run once, copied out of the ring. */
+  #deliverEarly(): void {
+    const early = this.#early
+    const held = this.#earlyHeld
+    if (!early || !held) return
+    const size = early.length
+    while (!this.#closed && this.#readOffset < this.#earlyEnd) {
+      const at = this.#readOffset % size
+      if (held[at] !== 1) break
+      const gap = held.indexOf(0, at)
+      const stop = Math.min(gap === -1 ? size : gap, at + (this.#earlyEnd - this.#readOffset))
+      held.fill(0, at, stop)
+      this.#deliver(Buffer.from(early.subarray(at, stop)))
+    }
+    if (this.#readOffset >= this.#earlyEnd) this.#dropEarly()
+  }
+
+  #dropEarly(): void {
+    this.#early = undefined
+    this.#earlyHeld = undefined
+    this.#earlyEnd = 0
   }
 
   /** @internal */
@@ -485,7 +568,8 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     if (this.#ending || this.#closed) return
     this.#ending = true
     this.#maybeClose()
-    this.owner.wake(this)
+    // Closed at once (nothing left to deliver): the close is queued already, nothing to send.
+    if (!this.#closed) this.owner.wake(this)
   }
 
   /**
@@ -531,13 +615,15 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     if (this.#closed) return
     this.#closed = info
     this.#pending = []
-    this.#early.clear()
-    this.#earlyBytes = 0
+    this.#dropEarly()
     this.#flushedNow()
     this.owner.release(this)
     this.emit('close', info)
   }
 }
+
+/** The max offset a sender assumes on a stream until the receiver says (RFC 29 §3.3). */
+const ASSUMED_MAX_OFFSET = 16_384
 
 function checkAmount(amount: bigint, name: string): void {
   if (typeof amount !== 'bigint' || amount < 0n || amount > MAX_U64) {

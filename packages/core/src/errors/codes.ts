@@ -36,6 +36,8 @@ export const ErrorCodes = {
    * interval), or the host asked for more than one interval's worth at once.
    */
   RATE_TOO_HIGH: 'COGPAY_RATE_TOO_HIGH',
+  /** Across assets, the exchange rate fell below the payer's minimum (its slippage bound): it stopped paying. */
+  EXCHANGE_RATE_TOO_LOW: 'COGPAY_EXCHANGE_RATE_TOO_LOW',
   /** Lease: the host ended the lease (the resource was stopped or deleted); it asks for no more. */
   LEASE_ENDED: 'COGPAY_LEASE_ENDED',
   /** Metered: a charge was not paid within the stall timeout. */

@@ -1,10 +1,9 @@
-import type { Connection, DataAndMoneyStream } from 'ilp-protocol-stream'
+import type { Connection, MoneyStream } from '@cogpay/stream'
 import { CloseReasons, type Asset, type LeaseTerms } from '@cogpay/core'
 import type { Authorizations } from './authorizations.js'
-import type { PacketChecks } from './packet-checks.js'
 import { PayerLease } from './payer-lease.js'
 import type { Pending } from './pending.js'
-import { isSameAsset, skipRateProbe } from './same-asset.js'
+import { isSameAsset } from './same-asset.js'
 
 /** What admitting a lease's stream needs of the payer. @internal */
 export interface LeaseAdmissionContext {
@@ -12,7 +11,6 @@ export interface LeaseAdmissionContext {
   readonly connection: Connection
   readonly asset: Asset | undefined
   readonly authorizations: Authorizations
-  readonly checks: PacketChecks
   /** A request in flight, by id: a new lease must name one of its origin. */
   inFlight(requestId: string): Pending | undefined
   /** Fresh credentials for this origin, for the lease's next stream (a host resuming after a restart). */
@@ -27,7 +25,7 @@ export interface LeaseAdmissionContext {
  * must belong to this origin and still be live. Returns a close reason when refused.
  */
 export function admitLease(
-  stream: DataAndMoneyStream,
+  stream: MoneyStream,
   requestId: string,
   terms: LeaseTerms,
   rest: Uint8Array,
@@ -58,11 +56,9 @@ export function admitLease(
     authorizations.remember(lease)
   }
   lease.terms = terms
-  if (sameAsset) skipRateProbe(connection)
   lease.attach(stream, rest, {
     budget,
     sameAsset,
-    checks: context.checks,
     resumeCredentials: context.resumeCredentials,
     onSpend: (amount) => context.onSpend(lease, amount),
   })

@@ -1,11 +1,13 @@
 import type { Buffer } from 'node:buffer'
-import { randomBytes } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import type { Server } from 'ilp-protocol-stream'
+import type { StreamListener } from '@cogpay/stream'
 
-/** One origin's credentials: what its server connects to, and the connection tag that names the origin. */
+/** Resume tokens kept per origin (a host resuming its leases after restarts); the oldest go first. */
+const MAX_ALIASES = 16
+
+/** One origin's credentials: what its server connects to, and the token in the address that names the origin. */
 export interface Credentials {
-  /** The STREAM connection tag: a connection that carries it is this origin's. */
+  /** The token (the address's last segment): a connection to it is this origin's. */
   readonly name: string
   readonly address: string
   readonly secret: Buffer
@@ -24,8 +26,10 @@ export class OriginCredentials {
   readonly #recent: LRUCache<string, Credentials>
   /** Origins the cache evicted while they had a live lease: forgotten once their leases end. */
   readonly #pinned = new Map<string, Credentials>()
-  /** The origin of each connection tag, cached or pinned: which origin a new connection is for. */
+  /** The origin of each token, cached or pinned: which origin a new connection is for. */
   readonly #byName = new Map<string, string>()
+  /** Further tokens of an origin (for leases resumed on a new connection), forgotten with it. */
+  readonly #aliases = new Map<string, string[]>()
   readonly #leasedOrigins: () => ReadonlySet<string>
 
   /** `leasedOrigins` says which origins have a live lease now. */
@@ -39,8 +43,8 @@ export class OriginCredentials {
     })
   }
 
-  /** The credentials of `origin`, made with `server` the first time it is seen. */
-  get(origin: string, server: Pick<Server, 'generateAddressAndSecret'>): Credentials {
+  /** The credentials of `origin`, made with `listener` the first time it is seen. */
+  get(origin: string, listener: Pick<StreamListener, 'generateCredentials'>): Credentials {
     const known = this.#recent.get(origin)
     if (known) return known
     const pinned = this.#pinned.get(origin)
@@ -50,8 +54,7 @@ export class OriginCredentials {
       this.#recent.set(origin, pinned)
       return pinned
     }
-    const name = randomBytes(8).toString('hex')
-    const { destinationAccount, sharedSecret } = server.generateAddressAndSecret({ connectionTag: name })
+    const { destinationAccount, sharedSecret, token: name } = listener.generateCredentials()
     const credentials: Credentials = { name, address: destinationAccount, secret: sharedSecret }
     this.#byName.set(name, origin)
     this.#recent.set(origin, credentials)
@@ -59,7 +62,21 @@ export class OriginCredentials {
     return credentials
   }
 
-  /** The origin a connection tag names, while its credentials are kept. Does not count as a use. */
+  /**
+   * New credentials for a known origin (a host resuming a lease on a new connection, which must
+   * not land on the old one): another token that names the same origin.
+   */
+  alias(origin: string, listener: Pick<StreamListener, 'generateCredentials'>): Credentials {
+    const { destinationAccount, sharedSecret, token: name } = listener.generateCredentials()
+    const aliases = this.#aliases.get(origin) ?? []
+    aliases.push(name)
+    if (aliases.length > MAX_ALIASES) this.#byName.delete(aliases.shift()!)
+    this.#aliases.set(origin, aliases)
+    this.#byName.set(name, origin)
+    return { name, address: destinationAccount, secret: sharedSecret }
+  }
+
+  /** The origin a token names, while its credentials are kept. Does not count as a use. */
   originOf(name: string): string | undefined {
     return this.#byName.get(name)
   }
@@ -71,7 +88,13 @@ export class OriginCredentials {
 
   #evicted(origin: string, credentials: Credentials): void {
     if (this.#leasedOrigins().has(origin)) this.#pinned.set(origin, credentials)
-    else this.#byName.delete(credentials.name)
+    else this.#forget(origin, credentials)
+  }
+
+  #forget(origin: string, credentials: Credentials): void {
+    this.#byName.delete(credentials.name)
+    for (const alias of this.#aliases.get(origin) ?? []) this.#byName.delete(alias)
+    this.#aliases.delete(origin)
   }
 
   /** Forgets the pinned origins whose leases have all ended: they were used less recently than any cached one. */
@@ -81,7 +104,7 @@ export class OriginCredentials {
     for (const [origin, credentials] of this.#pinned) {
       if (leased.has(origin)) continue
       this.#pinned.delete(origin)
-      this.#byName.delete(credentials.name)
+      this.#forget(origin, credentials)
     }
   }
 }

@@ -1,10 +1,9 @@
-import type { Connection, DataAndMoneyStream } from 'ilp-protocol-stream'
+import type { Connection, MoneyStream } from '@cogpay/stream'
 import { CloseReasons, type Asset } from '@cogpay/core'
 import type { Budget } from './budget.js'
-import type { PacketChecks } from './packet-checks.js'
 import type { Pending } from './pending.js'
 import { refuseStream } from './payer-streams.js'
-import { isSameAsset, skipRateProbe } from './same-asset.js'
+import { isSameAsset } from './same-asset.js'
 
 /** What paying a request under its cap needs of the payer. @internal */
 export interface CapContext {
@@ -13,7 +12,6 @@ export interface CapContext {
   readonly asset: Asset | undefined
   /** The host's budget, when it has one: the request pays at most its share of it. */
   readonly budget: Budget | undefined
-  readonly checks: PacketChecks
   /** Called with each amount paid, once the request has counted it. */
   onSpend(amount: bigint): void
   /** Called once when the payer refuses, or stops, because the server asks for more than the cap. */
@@ -30,7 +28,7 @@ export interface CapContext {
  * `COGPAY_RATE_TOO_HIGH` when the rate cap is what bounds it). `asked` is the price the hello
  * named, in the server's units, when it named one.
  */
-export function payUnderCap(pending: Pending, stream: DataAndMoneyStream, asked: bigint | undefined, context: CapContext): void {
+export function payUnderCap(pending: Pending, stream: MoneyStream, asked: bigint | undefined, context: CapContext): void {
   const { connection, budget } = context
   pending.attached(stream)
   if (budget?.revoked) {
@@ -54,29 +52,25 @@ export function payUnderCap(pending: Pending, stream: DataAndMoneyStream, asked:
   }
   // A fixed price in our own asset above the cap: refuse before paying anything.
   if (asked !== undefined && sameAsset && asked > limit) return stopAtCap(0n)
-  if (sameAsset) skipRateProbe(connection)
   // At the cap while the server still asks for more: say so now, so it answers 402 (or stops its
   // meter) at once instead of waiting for its payment timeout.
-  const checkCap = () => {
-    if (pending.capReached || pending.revoked || stream.destroyed) return
-    if (BigInt(stream.totalSent) >= limit && stream._remoteReceiveMax.greaterThan(stream._remoteReceived)) {
-      stopAtCap(pending.spent)
-    }
-  }
-  context.checks.add(checkCap)
-  stream.once('close', () => context.checks.delete(checkCap))
-  stream.on('outgoing_money', (amount: string) => {
-    const value = BigInt(amount)
-    pending.spent += value
-    pending.reservation?.spend(value)
-    context.onSpend(value)
+  stream.on('sendMaxReached', () => {
+    if (!pending.capReached && !pending.revoked && stream.isOpen && stream.totalSent >= limit) stopAtCap(pending.spent)
+  })
+  // The rate fell below the minimum (across assets): nothing more can be paid at a rate we accept.
+  stream.once('moneyError', (message) => {
+    if (!pending.capReached && !pending.revoked) refuseStream(stream, `${CloseReasons.exchangeRateTooLow} ${message}`)
+  })
+  stream.on('outgoingMoney', (amount) => {
+    pending.spent += amount
+    pending.reservation?.spend(amount)
+    context.onSpend(amount)
     try {
-      pending.onSpend?.(pending.spent, BigInt(stream._remoteReceiveMax.toString()))
+      pending.onSpend?.(pending.spent, stream.remoteReceiveMax)
     } catch {
       // a caller's hook must not break payment accounting
     }
-    checkCap()
   })
   // STREAM enforces sendMax in the sender's own units: this is the cap, whatever the server asks.
-  stream.setSendMax(limit.toString())
+  stream.setSendMax(limit)
 }

@@ -1,7 +1,6 @@
-import type { DataAndMoneyStream } from 'ilp-protocol-stream'
+import type { MoneyStream } from '@cogpay/stream'
 import { CloseReasons, decodeFinal, encodeLeaseReport, type LeaseTerms } from '@cogpay/core'
 import type { Budget, Reservation } from './budget.js'
-import type { PacketChecks } from './packet-checks.js'
 import { readLines, refuseStream } from './payer-streams.js'
 
 /**
@@ -39,8 +38,6 @@ export interface LeaseContext {
   readonly sameAsset: boolean
   /** Called with every amount paid, in the payer's units. */
   onSpend(amount: bigint): void
-  /** Incoming-packet hooks of the connection (the host raising its ask arrives as a frame). */
-  readonly checks: PacketChecks
   /** Fresh credentials for this host, for the next stream of this lease. */
   resumeCredentials(): { address: string; secret: string }
 }
@@ -57,7 +54,7 @@ export class PayerLease {
   spent = 0n
   /** Acknowledged by the host on earlier streams, in its units. */
   received = 0n
-  stream: DataAndMoneyStream | undefined
+  stream: MoneyStream | undefined
   readonly startedAt = new Date()
   #reservation: Reservation | undefined
   #timer: NodeJS.Timeout | undefined
@@ -93,9 +90,9 @@ export class PayerLease {
    * Takes a (new) stream for this lease: reports what the host has received so far, then pays as
    * the host asks, within the rate cap and the budget.
    */
-  attach(stream: DataAndMoneyStream, rest: Uint8Array, context: LeaseContext): void {
+  attach(stream: MoneyStream, rest: Uint8Array, context: LeaseContext): void {
     const old = this.stream
-    if (old && !old.destroyed) old.destroy()
+    if (old && old.isOpen) old.destroy()
     this.stream = stream
     this.status = 'active'
     const receivedBefore = this.received
@@ -107,29 +104,20 @@ export class PayerLease {
       if (final.code) this.code = final.code
       this.#detach()
     })
-    // Every incoming packet on the connection runs `check` for every lease on it: skip at once when
-    // this stream's ask and receipt are the very objects seen last time (STREAM replaces them).
-    let seenMax: unknown
-    let seenReceived: unknown
     const every = context.budget.rate ? Math.floor(context.budget.rate.intervalMs / 10) : 100
     /** While the host waits on the rate cap (or another asset), look again as tokens come back. */
     const waiting = (on: boolean) => {
       if (on && !this.#timer) {
-        this.#timer = setInterval(() => check(true), Math.min(1000, Math.max(10, every)))
+        this.#timer = setInterval(check, Math.min(1000, Math.max(10, every)))
         this.#timer.unref()
       } else if (!on && this.#timer) {
         clearInterval(this.#timer)
         this.#timer = undefined
       }
     }
-    const check = (force = false) => {
-      if (this.stream !== stream || this.status !== 'active' || stream.destroyed) return
-      if (!force && stream._remoteReceiveMax === seenMax && stream._remoteReceived === seenReceived) return
-      seenMax = stream._remoteReceiveMax
-      seenReceived = stream._remoteReceived
-      const asked = BigInt(stream._remoteReceiveMax.toString())
-      const got = BigInt(stream._remoteReceived.toString())
-      const outstanding = asked - got
+    const check = () => {
+      if (this.stream !== stream || this.status !== 'active' || !stream.isOpen) return
+      const outstanding = stream.remoteReceiveMax - stream.remoteReceived
       // Consent to pull over time withdrawn (authorized again without a rate cap): no more.
       if (outstanding > 0n && !context.budget.rate) return this.stop(CloseReasons.leaseNotAuthorized)
       if (outstanding <= 0n) {
@@ -149,26 +137,28 @@ export class PayerLease {
       const allowed = this.#refresh(stream, context, outstanding)
       waiting(!context.sameAsset || allowed < outstanding)
     }
-    stream.on('outgoing_money', (amount: string) => {
-      const value = BigInt(amount)
-      this.spent += value
+    stream.on('outgoingMoney', (amount) => {
+      this.spent += amount
       // Money in flight when the reservation was let go still counts against the budget.
-      if (this.#reservation) this.#reservation.spend(value)
-      else context.budget.record(value)
-      this.received = receivedBefore + BigInt(stream._remoteReceived.toString())
-      context.onSpend(value)
+      if (this.#reservation) this.#reservation.spend(amount)
+      else context.budget.record(amount)
+      this.received = receivedBefore + stream.remoteReceived
+      context.onSpend(amount)
       check()
     })
-    context.checks.add(check)
+    // The host raising its ask arrives as its StreamMaxMoney.
+    stream.on('remoteReceiveMax', () => {
+      this.received = receivedBefore + stream.remoteReceived
+      check()
+    })
     stream.once('close', () => {
-      context.checks.delete(check)
       if (this.stream === stream) {
         if (this.status === 'active') this.status = 'interrupted'
         this.#detach()
       }
     })
-    // Nothing is allowed before the host asks: sendMax rises only when an ask is seen (each
-    // incoming packet runs `check`), and only if the whole ask fits in the budget, so an interval
+    // Nothing is allowed before the host asks: sendMax rises only when an ask is seen (its
+    // StreamMaxMoney), and only if the whole ask fits in the budget, so an interval
     // that can never be paid in full is not paid in part.
     check()
   }
@@ -191,13 +181,13 @@ export class PayerLease {
   }
 
   /** Re-reserves what this ask needs (within the budget, its rate cap and this lease's cap) and lets STREAM send it. */
-  #refresh(stream: DataAndMoneyStream, context: LeaseContext, outstanding: bigint): bigint {
+  #refresh(stream: MoneyStream, context: LeaseContext, outstanding: bigint): bigint {
     this.#reservation?.release()
     let want = context.sameAsset ? outstanding : context.budget.total
     if (this.max !== undefined && this.max - this.spent < want) want = this.max - this.spent
     this.#reservation = context.budget.reserve(want > 0n ? want : 0n)
     // STREAM enforces sendMax in our own units: at most what was reserved.
-    stream.setSendMax((BigInt(stream.totalSent) + this.#reservation.limit).toString())
+    stream.setSendMax(stream.totalSent + this.#reservation.limit)
     return this.#reservation.limit
   }
 
@@ -207,12 +197,6 @@ export class PayerLease {
     this.#reservation?.release()
     this.#reservation = undefined
     const stream = this.stream
-    if (stream && !stream.destroyed) {
-      try {
-        stream.setSendMax(stream.totalSent)
-      } catch {
-        // closed
-      }
-    }
+    if (stream?.isOpen) stream.setSendMax(stream.totalSent)
   }
 }

@@ -1,5 +1,5 @@
 import type { Buffer } from 'node:buffer'
-import type { DataAndMoneyStream } from 'ilp-protocol-stream'
+import type { MoneyStream } from '@cogpay/stream'
 import { LineReader, MAX_HELLO_BYTES } from '@cogpay/core'
 
 /**
@@ -7,18 +7,14 @@ import { LineReader, MAX_HELLO_BYTES } from '@cogpay/core'
  * answers by closing the stream, which hands its id back (a payer that closed first would leak
  * it); a server that does not is cut off after a grace period.
  */
-export function refuseStream(stream: DataAndMoneyStream, reason: string): void {
-  if (stream.destroyed) return
-  try {
-    stream.setSendMax(stream.totalSent)
-  } catch {
-    // already closed
-  }
+export function refuseStream(stream: MoneyStream, reason: string): void {
+  if (!stream.isOpen) return
+  stream.setSendMax(stream.totalSent)
   stream.write(`${reason}\n`)
   closeAfterGrace(stream)
 }
 
-export function closeAfterGrace(stream: DataAndMoneyStream): void {
+export function closeAfterGrace(stream: MoneyStream): void {
   const timer = setTimeout(() => stream.destroy(), SERVER_CLOSE_GRACE_MS)
   timer.unref()
   stream.once('close', () => clearTimeout(timer))
@@ -30,7 +26,7 @@ export function closeAfterGrace(stream: DataAndMoneyStream): void {
  * final message, however many steps it took. What has arrived of a line longer than MAX_HELLO_BYTES
  * is dropped, once no whole line is left to read.
  */
-export function readLines(stream: DataAndMoneyStream, rest: Uint8Array, onLine: (line: Uint8Array) => void): void {
+export function readLines(stream: MoneyStream, rest: Uint8Array, onLine: (line: Uint8Array) => void): void {
   const lines = new LineReader({ maxLineBytes: MAX_HELLO_BYTES - 1, overflow: 'drop' })
   const take = () => {
     for (let line = lines.next(); line !== undefined; line = lines.next()) onLine(line)
@@ -53,40 +49,33 @@ const SERVER_CLOSE_GRACE_MS = 10_000
  * first would leak one id per request, and the server's socket would run out after
  * `maxRemoteStreams` requests. If the server never closes it, the payer does after a grace period.
  */
-export function stopPaying(stream: DataAndMoneyStream): void {
-  try {
-    stream.setSendMax(stream.totalSent)
-  } catch {
-    stream.destroy()
-    return
-  }
-  if (stream._remoteSentEnd) return
+export function stopPaying(stream: MoneyStream): void {
+  if (!stream.isOpen) return
+  stream.setSendMax(stream.totalSent)
   closeAfterGrace(stream)
 }
 
 /** Resolves when the stream has ended and has no packet in flight, or after `timeoutMs`. */
-export function settled(stream: DataAndMoneyStream, timeoutMs: number): Promise<void> {
-  const held = () => (stream as unknown as { _outgoingHeldAmount: { isZero(): boolean } })._outgoingHeldAmount
+export function settled(stream: MoneyStream, timeoutMs: number): Promise<void> {
   // Settled: nothing in flight, and the server closed the stream or has all it asked for.
   const done = () =>
-    held().isZero() &&
-    (stream.destroyed || stream._remoteSentEnd || !stream._remoteReceived.lessThan(stream._remoteReceiveMax))
+    stream.inFlight === 0n && (!stream.isOpen || stream.remoteClosed || stream.remoteReceived >= stream.remoteReceiveMax)
   if (done()) return Promise.resolve()
   return new Promise((resolve) => {
     const deadline = Date.now() + timeoutMs
     const check = () => {
       if (done() || Date.now() >= deadline) {
-        stream.removeListener('end', check)
-        stream.removeListener('close', check)
-        stream.removeListener('outgoing_money', check)
+        stream.off('close', check)
+        stream.off('outgoingMoney', check)
+        stream.off('remoteReceiveMax', check)
         clearInterval(poll)
         resolve()
       }
     }
-    // Events cover the usual case; the slow poll covers a hold released without an event.
+    // Events cover the usual case; the slow poll covers a packet turned away (no event).
     const poll = setInterval(check, 5)
-    stream.on('end', check)
     stream.on('close', check)
-    stream.on('outgoing_money', check)
+    stream.on('outgoingMoney', check)
+    stream.on('remoteReceiveMax', check)
   })
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { createRequire } from 'node:module'
 import { LRUCache } from 'lru-cache'
-import type { Connection, DataAndMoneyStream, Server } from 'ilp-protocol-stream'
+import { StreamListener, exchangeRate, type Connection, type MoneyStream } from '@cogpay/stream'
 import { CogpayError, ErrorCodes, type Asset, type LeaseTerms, type PaymentHeaders } from '@cogpay/core'
 import type { IlpPlugin } from '../plugin.js'
 import { DEFAULT_UPLINK, createPlugin, parseUplinkUri, redactedMessage } from '../uplink-uri.js'
@@ -10,19 +10,17 @@ import { withTimeout } from '../timeout.js'
 import { InDoubt } from '../in-doubt.js'
 import { silentLogger, type Logger } from '../logger.js'
 import { positiveInteger } from '../positive-integer.js'
-import { retryTemporaryRejects } from '../stream-retries.js'
 import { Authorizations } from './authorizations.js'
 import type { BudgetView, RateCap } from './budget.js'
 import { admitLease } from './lease-admission.js'
 import { OriginCredentials } from './origin-credentials.js'
-import { PacketChecks } from './packet-checks.js'
 import { payUnderCap } from './pay-under-cap.js'
 import type { LeaseView } from './payer-lease.js'
 import { Pending, type PendingPayment } from './pending.js'
 import { admitStream, type Admission } from './stream-admission.js'
 
 const require = createRequire(import.meta.url)
-const { createServer } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
+const ILDCP = require('ilp-protocol-ildcp') as typeof import('ilp-protocol-ildcp')
 
 /** Options for {@link createPayer}. */
 export interface PayerOptions {
@@ -46,6 +44,16 @@ export interface PayerOptions {
   maxLeases?: number
   /** Where to log (pino, or any {@link Logger}): refusals, caps, payments, failures. Default: nothing. */
   logger?: Logger
+  /**
+   * Paying a server in another asset: the least exchange rate accepted, as a decimal string of
+   * the server's smallest units per one of the payer's (`'0.0039'`). A rate below it (learned
+   * before the first payment, or falling mid-payment) stops the payment with
+   * `COGPAY_EXCHANGE_RATE_TOO_LOW`. Default: the rate learned on each connection, less `slippage`.
+   * The cap is always in the payer's own units, whatever the rate.
+   */
+  minExchangeRate?: string
+  /** Without `minExchangeRate`: how far below the rate it learned a connection may still pay, as a decimal fraction. Default `'0.01'`. */
+  slippage?: string
 }
 
 /** Options of {@link Payer.expect}. */
@@ -82,15 +90,14 @@ export interface PayerEvents {
   leaseSpend: [{ lease: string; origin: string; amount: bigint; spent: bigint }]
 }
 
-/** A server's connection to the payer: the origin whose credentials it used, and its cap checks. */
+/** A server's connection to the payer, and the origin whose credentials it used. */
 interface Peer {
   readonly origin: string
   readonly connection: Connection
-  readonly checks: PacketChecks
 }
 
 /**
- * The client's payment side: a STREAM server on the payer's own uplink. It hands each server
+ * The client's payment side: a STREAM listener (@cogpay/stream) on the payer's own uplink. It hands each server
  * origin one address and secret (so the server can keep one socket for it), and pays only on a
  * stream whose hello names a request of that origin that is still in flight, at most that
  * request's `maxSpend`, judged in the payer's own units.
@@ -105,8 +112,9 @@ export class Payer extends EventEmitter<PayerEvents> {
   readonly #helloTimeoutMs: number
   readonly #connectTimeoutMs: number
   readonly #maxStreamsPerServer: number
-  #server: Server | undefined
-  #starting: Promise<Server> | undefined
+  #listener: StreamListener | undefined
+  #starting: Promise<StreamListener> | undefined
+  readonly #rates: { minExchangeRate?: string; slippage?: string }
   readonly #origins: OriginCredentials
   #pending = new Map<string, Pending>()
   /**
@@ -126,6 +134,15 @@ export class Payer extends EventEmitter<PayerEvents> {
     // Every payment Prepare goes through here: count those whose outcome is never learned.
     const send = this.plugin.sendData.bind(this.plugin)
     this.plugin.sendData = (data) => this.#inDoubt.send(data, send)
+    // Checked now: a bad rate throws here, not on the first payment.
+    if (options.minExchangeRate !== undefined) checkRate(options.minExchangeRate, 'minExchangeRate')
+    if (options.slippage !== undefined && checkRate(options.slippage, 'slippage').numerator >= checkRate(options.slippage, 'slippage').denominator) {
+      throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `slippage must be below 1, got ${options.slippage}`)
+    }
+    this.#rates = {
+      ...(options.minExchangeRate === undefined ? {} : { minExchangeRate: options.minExchangeRate }),
+      ...(options.slippage === undefined ? {} : { slippage: options.slippage }),
+    }
     this.#helloTimeoutMs = options.helloTimeoutMs ?? 5000
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000
     this.#maxStreamsPerServer = options.maxStreamsPerServer ?? 1000
@@ -165,11 +182,15 @@ export class Payer extends EventEmitter<PayerEvents> {
   }
 
   /**
-   * Connects the uplink and starts the STREAM server. Safe to call repeatedly: one attempt is under
-   * way at a time (ilp-plugin-btp retries a refused connection forever), and each caller waits for
-   * it at most `connectTimeoutMs`.
+   * Connects the uplink, learns its address and asset (IL-DCP) and starts answering STREAM
+   * connections on it. Safe to call repeatedly: one attempt is under way at a time (ilp-plugin-btp
+   * retries a refused connection forever), and each caller waits for it at most `connectTimeoutMs`.
    */
-  start(): Promise<Server> {
+  async start(): Promise<void> {
+    await this.#started()
+  }
+
+  #started(): Promise<StreamListener> {
     return withTimeout(
       this.#start(),
       this.#connectTimeoutMs,
@@ -184,17 +205,25 @@ export class Payer extends EventEmitter<PayerEvents> {
     )
   }
 
-  #start(): Promise<Server> {
+  #start(): Promise<StreamListener> {
     this.#starting ??= (async () => {
-      const server = await createServer({
+      await this.plugin.connect()
+      const { clientAddress, assetCode, assetScale } = await ILDCP.fetch((data) => this.plugin.sendData(data))
+      const listener = new StreamListener({
         plugin: this.plugin,
+        address: clientAddress,
+        asset: { code: assetCode, scale: assetScale },
         // Each request is a stream opened by the server: allow many at once on one connection.
         maxRemoteStreams: this.#maxStreamsPerServer,
+        ...this.#rates,
+        // Only tokens this payer handed out (and still knows) open a connection: no state for others.
+        accept: (token) => this.#origins.originOf(token) !== undefined,
       })
-      server.on('connection', (connection: Connection) => this.#onConnection(connection))
-      this.#server = server
-      this.#asset = { code: server.assetCode, scale: server.assetScale }
-      return server
+      listener.on('connection', (connection, token) => this.#onConnection(connection, token))
+      this.plugin.registerDataHandler(async (data) => listener.handleData(data))
+      this.#listener = listener
+      this.#asset = { code: assetCode, scale: assetScale }
+      return listener
     })().catch((cause: unknown) => {
       this.#starting = undefined
       this.#log.error({ code: ErrorCodes.UPLINK_UNAVAILABLE, error: redactedMessage(cause) }, 'payer uplink did not connect')
@@ -213,7 +242,7 @@ export class Payer extends EventEmitter<PayerEvents> {
    */
   async expect(origin: string, maxSpend: bigint, options: ExpectOptions = {}): Promise<PendingPayment> {
     if (maxSpend < 0n) throw new CogpayError(ErrorCodes.INVALID_AMOUNT, `maxSpend must be >= 0, got ${maxSpend}`)
-    const credentials = this.#origins.get(origin, await this.start())
+    const credentials = this.#origins.get(origin, await this.#started())
     const requestId = randomBytes(16).toString('base64url')
     const asset = this.#asset
     const headers: PaymentHeaders = {
@@ -229,7 +258,7 @@ export class Payer extends EventEmitter<PayerEvents> {
       headers,
       (p) => {
         this.#pending.delete(p.requestId)
-        if (p.spent > p.refunded) this.#recent.set(p.requestId, p)
+        if (p.refundable > 0n) this.#recent.set(p.requestId, p)
       },
       options.onSpend,
       options.leaseMax,
@@ -238,15 +267,10 @@ export class Payer extends EventEmitter<PayerEvents> {
     return pending
   }
 
-  #onConnection(connection: Connection): void {
-    const origin = connection.connectionTag ? this.#origins.originOf(connection.connectionTag) : undefined
-    if (!origin) {
-      connection.destroy().catch(() => {})
-      return
-    }
-    connection.on('error', () => {})
-    retryTemporaryRejects(connection)
-    const peer: Peer = { origin, connection, checks: new PacketChecks(connection) }
+  #onConnection(connection: Connection, token: string): void {
+    const origin = this.#origins.originOf(token)
+    if (!origin) return connection.destroy()
+    const peer: Peer = { origin, connection }
     const admission: Admission = {
       origin,
       helloTimeoutMs: this.#helloTimeoutMs,
@@ -258,15 +282,14 @@ export class Payer extends EventEmitter<PayerEvents> {
       refunded: (paid, amount) => this.#refunded(paid, amount),
       lease: (stream, requestId, terms, rest) => this.#lease(peer, stream, requestId, terms, rest),
     }
-    connection.on('stream', (stream: DataAndMoneyStream) => admitStream(stream, admission))
+    connection.on('stream', (stream: MoneyStream) => admitStream(stream, admission))
   }
 
-  #pay({ connection, checks }: Peer, pending: Pending, stream: DataAndMoneyStream, asked: bigint | undefined): void {
+  #pay({ connection }: Peer, pending: Pending, stream: MoneyStream, asked: bigint | undefined): void {
     payUnderCap(pending, stream, asked, {
       connection,
       asset: this.#asset,
       budget: this.#authorizations.budget(pending.origin),
-      checks,
       onSpend: (amount) => {
         this.spent += amount
         this.emit('spend', {
@@ -288,18 +311,16 @@ export class Payer extends EventEmitter<PayerEvents> {
     })
   }
 
-  #lease(peer: Peer, stream: DataAndMoneyStream, requestId: string, terms: LeaseTerms, rest: Uint8Array): string | undefined {
-    const { origin, connection } = peer
+  #lease(peer: Peer, stream: MoneyStream, requestId: string, terms: LeaseTerms, rest: Uint8Array): string | undefined {
+    const { origin } = peer
     return admitLease(stream, requestId, terms, rest, {
       ...peer,
       asset: this.#asset,
       authorizations: this.#authorizations,
       inFlight: (id) => this.#pending.get(id),
       resumeCredentials: () => {
-        const { destinationAccount, sharedSecret } = this.#server!.generateAddressAndSecret({
-          connectionTag: connection.connectionTag!,
-        })
-        return { address: destinationAccount, secret: sharedSecret.toString('base64url') }
+        const { address, secret } = this.#origins.alias(origin, this.#listener!)
+        return { address, secret: secret.toString('base64url') }
       },
       onSpend: (lease, amount) => {
         this.spent += amount
@@ -364,15 +385,27 @@ export class Payer extends EventEmitter<PayerEvents> {
     for (const pending of this.#pending.values()) pending.stream?.destroy()
     this.#pending.clear()
     this.#authorizations.destroyLeases()
-    const server = this.#server
-    this.#server = undefined
+    const listener = this.#listener
+    this.#listener = undefined
     this.#starting = undefined
-    if (server) {
-      // ilp-protocol-stream's close ends every connection with a packet to its peer, and rejects
-      // when one of those is never answered (BTP's response timeout): a peer's fault, not ours.
-      await withTimeout(server.close(), closeTimeoutMs, () => new Error('close timed out')).catch(() => {})
+    // Each connection tells its server in one packet, not waited for: closing never hangs on a
+    // server that has gone away. The uplink then gets a moment to send them.
+    listener?.close()
+    if (listener) await new Promise((resolve) => setTimeout(resolve, Math.min(closeTimeoutMs, 20)))
+    try {
+      this.plugin.deregisterDataHandler()
+    } catch {
+      // never registered: the payer never started
     }
-    await this.plugin.disconnect().catch(() => {})
+    await withTimeout(this.plugin.disconnect(), closeTimeoutMs, () => new Error('close timed out')).catch(() => {})
+  }
+}
+
+function checkRate(value: string, name: string) {
+  try {
+    return exchangeRate(value)
+  } catch (cause) {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `${name} must be a plain decimal such as "0.99", got ${JSON.stringify(value)}`, { cause })
   }
 }
 

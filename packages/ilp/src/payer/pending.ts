@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { DataAndMoneyStream } from 'ilp-protocol-stream'
+import type { MoneyStream } from '@cogpay/stream'
 import { CloseReasons, decodeFinal, type PaymentHeaders, type StreamFinal } from '@cogpay/core'
 import type { Reservation } from './budget.js'
 import type { PayerLease } from './payer-lease.js'
@@ -49,14 +49,14 @@ export class Pending implements PendingPayment {
   spent = 0n
   refunded = 0n
   /** The refund stream under way, if any: one at a time, so refunds never exceed what was paid. */
-  refundStream: DataAndMoneyStream | undefined
+  refundStream: MoneyStream | undefined
   /** Refund streams that have closed. */
   refundsClosed = 0
   capReached = false
   revoked = false
   /** Its share of the host's budget, when the host has one (set when its stream is matched). */
   reservation: Reservation | undefined
-  stream: DataAndMoneyStream | undefined
+  stream: MoneyStream | undefined
   /** Leases this request opened: an aborted request (its client never saw the answer) stops them. */
   readonly leases: PayerLease[] = []
   finished = false
@@ -85,16 +85,16 @@ export class Pending implements PendingPayment {
 
   waitFinal(timeoutMs: number): Promise<StreamFinal | undefined> {
     if (this.final) return Promise.resolve(this.final)
-    if (this.stream?.destroyed) return Promise.resolve(undefined)
+    if (this.stream && !this.stream.isOpen) return Promise.resolve(undefined)
     // The stream may not have arrived yet: a body that needed no payment (a retry with a credit)
     // can end before the server's hello has. Wait for it too, within the same time.
     return new Promise((resolve) => {
-      let stream: DataAndMoneyStream | undefined
+      let stream: MoneyStream | undefined
       const done = () => {
         clearTimeout(timer)
         this.#events.removeListener('final', done)
         this.#events.removeListener('stream', watch)
-        stream?.removeListener('close', done)
+        stream?.off('close', done)
         resolve(this.final)
       }
       const watch = () => {
@@ -109,7 +109,7 @@ export class Pending implements PendingPayment {
   }
 
   /** Called when this request's payment stream is matched. */
-  attached(stream: DataAndMoneyStream): void {
+  attached(stream: MoneyStream): void {
     this.stream = stream
     this.#events.emit('stream')
   }
@@ -131,16 +131,27 @@ export class Pending implements PendingPayment {
   }
 
   /**
+   * What a refund may still bring back: what was paid, less what came back. Money the request's
+   * stream has in flight (or in doubt) counts as paid here: the server refunds what it received,
+   * and the Fulfill of its last packet may still be on its way back when the refund starts. The
+   * cap counts that money as spent too.
+   */
+  get refundable(): bigint {
+    const unsettled = (this.stream?.inFlight ?? 0n) + (this.stream?.inDoubt ?? 0n)
+    const left = this.spent + unsettled - this.refunded
+    return left > 0n ? left : 0n
+  }
+
+  /**
    * Accepts a refund on `stream`: at most what this request paid and has not had back, in our own
    * units (STREAM's receive max). Nothing is ever sent on it.
    */
-  acceptRefund(stream: DataAndMoneyStream, onRefund: (amount: bigint) => void): void {
+  acceptRefund(stream: MoneyStream, onRefund: (amount: bigint) => void): void {
     this.refundStream = stream
-    stream.setReceiveMax((this.spent - this.refunded).toString())
-    stream.on('money', (amount: string) => {
-      const value = BigInt(amount)
-      this.refunded += value
-      onRefund(value)
+    stream.setReceiveMax(this.refundable)
+    stream.on('money', (amount) => {
+      this.refunded += amount
+      onRefund(amount)
     })
     stream.once('close', () => {
       this.refundStream = undefined
@@ -166,7 +177,7 @@ export class Pending implements PendingPayment {
     this.finished = true
     const stream = this.stream
     if (stream && !this.capReached && !this.revoked) await settled(stream, settleTimeoutMs)
-    if (stream && !stream.destroyed) stopPaying(stream)
+    if (stream) stopPaying(stream)
     this.reservation?.release()
     this.release(this)
     return this.spent

@@ -1,5 +1,5 @@
 import type { Buffer } from 'node:buffer'
-import type { DataAndMoneyStream } from 'ilp-protocol-stream'
+import type { MoneyStream } from '@cogpay/stream'
 import { CloseReasons, LineReader, MAX_HELLO_BYTES, decodeHello, type LeaseTerms } from '@cogpay/core'
 import type { Logger } from '../logger.js'
 import type { Pending } from './pending.js'
@@ -19,11 +19,11 @@ export interface Admission {
   /** Called with the reason of every stream refused here. */
   refused(reason: string): void
   /** A request's stream, admitted: pay on it, under its cap. `asked` is the price its hello named. */
-  pay(pending: Pending, stream: DataAndMoneyStream, asked: bigint | undefined): void
+  pay(pending: Pending, stream: MoneyStream, asked: bigint | undefined): void
   /** Money came back on an admitted refund stream. */
   refunded(paid: Pending, amount: bigint): void
   /** A lease's stream: admits it, or returns a close reason. `rest` is what followed the hello. */
-  lease(stream: DataAndMoneyStream, requestId: string, terms: LeaseTerms, rest: Uint8Array): string | undefined
+  lease(stream: MoneyStream, requestId: string, terms: LeaseTerms, rest: Uint8Array): string | undefined
 }
 
 /**
@@ -37,8 +37,7 @@ export interface Admission {
  * Anything else is refused with a reason the server maps to an error (`COGPAY_BAD_HELLO`,
  * `COGPAY_UNKNOWN_REQUEST`, ...).
  */
-export function admitStream(stream: DataAndMoneyStream, admission: Admission): void {
-  stream.on('error', () => {})
+export function admitStream(stream: MoneyStream, admission: Admission): void {
   const hello = new LineReader({ maxLineBytes: MAX_HELLO_BYTES - 1, overflow: 'fail', maxLines: 1 })
   const refuse = (reason: string) => {
     cleanup()
@@ -58,14 +57,14 @@ export function admitStream(stream: DataAndMoneyStream, admission: Admission): v
   }
   const cleanup = () => {
     clearTimeout(timer)
-    stream.removeListener('data', onData)
+    stream.off('data', onData)
   }
   const timer = setTimeout(() => refuse(CloseReasons.badHello), admission.helloTimeoutMs)
   stream.on('data', onData)
 }
 
 /** Matches a hello to what it names; returns a close reason when refused. */
-function admit(stream: DataAndMoneyStream, line: Uint8Array, rest: Uint8Array, admission: Admission): string | undefined {
+function admit(stream: MoneyStream, line: Uint8Array, rest: Uint8Array, admission: Admission): string | undefined {
   const { origin } = admission
   const hello = decodeHello(line)
   if (!hello) return CloseReasons.badHello
@@ -73,7 +72,7 @@ function admit(stream: DataAndMoneyStream, line: Uint8Array, rest: Uint8Array, a
   if (hello.refund !== undefined) {
     const paid = admission.paid(hello.requestId)
     // Only a request of this origin that paid, one refund stream at a time, at most what it paid.
-    if (!paid || paid.origin !== origin || paid.refundStream || paid.spent <= paid.refunded) {
+    if (!paid || paid.origin !== origin || paid.refundStream || paid.refundable === 0n) {
       return CloseReasons.unknownRequest
     }
     admission.log.debug({ requestId: paid.requestId, origin, refund: hello.refund.toString() }, 'payer accepts a refund')
@@ -83,7 +82,7 @@ function admit(stream: DataAndMoneyStream, line: Uint8Array, rest: Uint8Array, a
   const pending = admission.inFlight(hello.requestId)
   // A request pays on one stream at a time: a second one (a retry of the same request, say)
   // only once the first is over, and together they pay at most its cap, net of refunds.
-  const busy = pending?.stream && !pending.stream.destroyed && !pending.stream._remoteSentEnd
+  const busy = pending?.stream && pending.stream.isOpen && !pending.stream.remoteClosed
   if (!pending || pending.origin !== origin || busy || pending.finished) return CloseReasons.unknownRequest
   readLines(stream, rest, (next) => pending.onLine(next))
   admission.pay(pending, stream, hello.amount)

@@ -1,6 +1,5 @@
 import { Buffer } from 'node:buffer'
-import { createRequire } from 'node:module'
-import type { Connection, DataAndMoneyStream } from 'ilp-protocol-stream'
+import { createConnection, type Connection, type MoneyStream } from '@cogpay/stream'
 import {
   CloseReasons,
   CogpayError,
@@ -19,10 +18,6 @@ import {
   type StreamFinal,
 } from '@cogpay/core'
 import type { Channel } from './uplink.js'
-import { retryTemporaryRejects } from '../stream-retries.js'
-
-const require = createRequire(import.meta.url)
-const { createConnection } = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
 
 /** Bytes of stream data a server leaves unsent before it stops adding ask lines. */
 const MAX_UNSENT_ASKS = 4096
@@ -71,21 +66,13 @@ export class PaymentSocket {
     readonly channel: Channel,
     readonly asset: Asset,
   ) {
-    this.#whenClosed = new Promise((resolve) => {
-      connection.once('close', () => {
-        this.#closed = true
-        void channel.disconnect()
-        resolve()
-      })
+    this.#whenClosed = connection.whenClosed.then((info) => {
+      this.#closed = true
+      // The streams under way report a connection's failure as theirs.
+      if (info.message) this.lastError ??= info.message
+      void channel.disconnect()
     })
-    // An error destroys the connection (an idle timeout is one), and ilp-protocol-stream may not
-    // emit 'close' for a long time after: the socket is dead for new requests from then on.
-    this.whenDead = new Promise((resolve) => {
-      connection.once('close', () => resolve())
-      connection.once('error', () => resolve())
-    })
-    // The streams under way report a connection error as their failure.
-    connection.on('error', (err: Error) => (this.lastError ??= err.message))
+    this.whenDead = this.#whenClosed
   }
 
   /** Opens a socket to a payer's address. Rejects with `COGPAY_PAYER_UNREACHABLE`. */
@@ -98,12 +85,17 @@ export class PaymentSocket {
     const asset = channel.uplink.asset
     if (!asset) throw new CogpayError(ErrorCodes.UPLINK_UNAVAILABLE, 'uplink is not connected', { status: 503 })
     let timer: NodeJS.Timeout | undefined
-    const connecting = createConnection({
+    const connection = createConnection({
       plugin: channel,
-      destinationAccount,
       sharedSecret,
-      idleTimeout: options.idleTimeoutMs,
+      sourceAccount: channel.address,
+      asset: { code: asset.code, scale: asset.scale },
+      destinationAccount,
+      idleTimeoutMs: options.idleTimeoutMs,
+      // A Prepare the payer never answers is given up after the uplink's own response timeout.
+      packetTimeoutMs: 30_000,
     })
+    channel.registerDataHandler(async (data) => connection.handleData(data))
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
@@ -111,13 +103,11 @@ export class PaymentSocket {
           options.connectTimeoutMs,
         )
       })
-      const connection = await Promise.race([connecting, timeout])
+      await Promise.race([connection.open(), timeout])
       channel.peer = destinationAccount
-      retryTemporaryRejects(connection)
       return new PaymentSocket(connection, channel, asset)
     } catch (cause) {
-      // A connection that arrives after the timeout is closed at once.
-      connecting.then((late) => late.destroy()).catch(() => {})
+      connection.destroy()
       await channel.disconnect()
       throw new CogpayError(
         ErrorCodes.PAYER_UNREACHABLE,
@@ -138,8 +128,7 @@ export class PaymentSocket {
    * may open; the payer raises the cap as streams close. A socket without room is replaced.
    */
   get hasRoom(): boolean {
-    const ids = this.connection as unknown as { nextStreamId: number; remoteMaxStreamId: number }
-    return !this.#closed && ids.nextStreamId <= ids.remoteMaxStreamId
+    return !this.#closed && this.connection.canCreateStream
   }
 
   /**
@@ -162,31 +151,24 @@ export class PaymentSocket {
   async refund(requestId: string, amount: bigint, timeoutMs: number): Promise<{ sent: bigint; refused: boolean }> {
     const stream = this.#createStream()
     stream.write(encodeHello({ v: 1, requestId, refund: amount }))
-    stream.on('error', () => {})
-    stream.setSendMax(amount.toString())
-    const sent = () => BigInt(stream.totalSent)
-    const internals = stream as unknown as { _outgoingHeldAmount: { isZero(): boolean } }
-    // Done: all of it sent, or the payer has all it accepts (its receive max: what the request
-    // paid and has not had back) and nothing is in flight. Until the payer has read the hello its
-    // receive max is 0 (a first packet can be turned away for it): that is not "all it accepts";
-    // a payer that refuses says so in a line.
-    const complete = () =>
-      sent() >= amount ||
-      (internals._outgoingHeldAmount.isZero() &&
-        !stream._remoteReceiveMax.isZero() &&
-        !stream._remoteReceived.lessThan(stream._remoteReceiveMax))
+    stream.setSendMax(amount)
     let refused = false
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer)
-        clearInterval(poll)
-        stream.removeListener('outgoing_money', check)
-        stream.removeListener('data', onLine)
-        stream.removeListener('close', done)
+        stream.off('outgoingMoney', check)
+        stream.off('moneyBlocked', check)
+        stream.off('sendMaxReached', check)
+        stream.off('data', onLine)
+        stream.off('close', done)
         resolve()
       }
+      // Done: all of it sent, or the payer has all it accepts (its receive max: what the request
+      // paid and has not had back) with nothing in flight. Until the payer has read the hello its
+      // receive max is 0: that is not "all it accepts"; a payer that refuses says so in a line.
       const check = () => {
-        if (complete()) done()
+        if (stream.totalSent >= amount) return done()
+        if (stream.inFlight === 0n && stream.remoteReceiveMax > 0n && stream.remoteReceived >= stream.remoteReceiveMax) done()
       }
       // The payer says why it refuses in a line of data; any line ends the refund.
       const onLine = () => {
@@ -194,14 +176,14 @@ export class PaymentSocket {
         done()
       }
       const timer = setTimeout(done, timeoutMs)
-      // The receive max arrives in answers to packets, with no event of its own: poll for it too.
-      const poll = setInterval(check, 5)
-      stream.on('outgoing_money', check)
+      stream.on('outgoingMoney', check)
+      stream.on('moneyBlocked', check)
+      stream.on('sendMaxReached', check)
       stream.on('data', onLine)
       stream.once('close', done)
     })
-    const total = sent()
-    if (!stream.destroyed) stream.end()
+    const total = stream.totalSent
+    stream.end()
     return { sent: total, refused }
   }
 
@@ -214,7 +196,7 @@ export class PaymentSocket {
     return new LeaseSocketStream(stream, this.asset, lease.id, this)
   }
 
-  #createStream(): DataAndMoneyStream {
+  #createStream(): MoneyStream {
     if (!this.hasRoom) throw new SocketFullError()
     const stream = this.connection.createStream()
     this.streamsOpened++
@@ -234,21 +216,16 @@ export class PaymentSocket {
   retire(graceMs: number): Promise<void> {
     this.#retiring = true
     if (this.active === 0) this.close()
-    const timer = setTimeout(() => void this.connection.destroy().catch(() => {}), graceMs)
+    const timer = setTimeout(() => this.connection.destroy(), graceMs)
     timer.unref()
     return this.#whenClosed.finally(() => clearTimeout(timer))
   }
 
-  /**
-   * Closes the connection now. It is destroyed rather than ended: a payer (ilp-protocol-stream)
-   * answers a clean close with end(), which can wait on its streams indefinitely and keeps its end
-   * of the connection alive, so a new socket to the same address would land on it. An error close
-   * makes it drop its end at once.
-   */
+  /** Closes the connection now (the payer is told). */
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    this.connection.destroy().catch(() => {})
+    this.connection.destroy()
   }
 }
 
@@ -274,7 +251,7 @@ export class SocketStream implements PaymentStream {
   #asked = 0n
 
   constructor(
-    readonly stream: DataAndMoneyStream,
+    readonly stream: MoneyStream,
     readonly asset: Asset,
     readonly socket?: PaymentSocket,
     /** Write an ask line on each raise (metered and lease streams). */
@@ -298,9 +275,9 @@ export class SocketStream implements PaymentStream {
           else return stop(text)
         }
       })
-      stream.on('error', (err: Error) => stop(err.message))
-      // A stream closed by its connection's failure says nothing itself: take the connection's error.
-      stream.once('close', () => setImmediate(() => stop(stream._errorMessage ?? socket?.lastError ?? '')))
+      // Closed by the payer, or with its connection: the close says why (a connection's failure
+      // names the ILP reject that ended it).
+      stream.once('close', (info) => stop(info.message || socket?.lastError || ''))
     })
   }
 
@@ -308,64 +285,46 @@ export class SocketStream implements PaymentStream {
   protected onMessage(_line: string): void {}
 
   get received(): bigint {
-    return BigInt(this.stream.totalReceived)
+    return this.stream.totalReceived
   }
 
   ask(total: bigint): void {
     if (total <= this.#asked || this.#closedByUs) return
     this.#asked = total
-    this.stream.setReceiveMax(total.toString())
+    this.stream.setReceiveMax(total)
     // Skipped while earlier lines wait to be sent (a payer that reads no data): bounded memory.
-    if (this.announceAsks && !this.stream.destroyed && this.stream.writableLength < MAX_UNSENT_ASKS) {
+    if (this.announceAsks && this.stream.isOpen && this.stream.writableLength < MAX_UNSENT_ASKS) {
       this.stream.write(encodeAsk({ v: 1, ask: total, received: this.received }))
     }
   }
 
   /**
-   * Lowers the receive max to what has arrived (ilp-protocol-stream only raises it through its
-   * API, so this sets its private field and tells the send loop), so the payer's prepaid window
-   * stops: a packet on its way is turned away for the max rather than kept unasked-for.
+   * Lowers the receive max to what has arrived, so the payer's prepaid window stops: a packet on
+   * its way is turned away for the max rather than kept unasked-for.
    */
   freeze(): void {
-    if (this.stream.destroyed) return
-    const internals = this.stream as unknown as { _receiveMax: unknown; _totalReceived: unknown; emit(event: string): void }
-    internals._receiveMax = internals._totalReceived
+    if (!this.stream.isOpen) return
+    this.stream.setReceiveMax(this.stream.totalReceived)
     this.#asked = this.received
-    internals.emit('_maybe_start_send_loop')
   }
 
   onMoney(listener: (received: bigint) => void): () => void {
     const onMoney = () => listener(this.received)
     this.stream.on('money', onMoney)
-    return () => this.stream.removeListener('money', onMoney)
+    return () => this.stream.off('money', onMoney)
   }
 
+  /**
+   * Closes the stream, after the final message when there is one: `end()` delivers every byte
+   * written (a packet rejected on the way is sent again) before it tells the payer.
+   */
   close(final?: StreamFinal): void {
     if (this.#closedByUs) return
     this.#closedByUs = true
     this.stopCode = final?.code
-    if (this.stream.destroyed) return
-    if (!final) return void this.stream.end()
-    // The write's callback runs once the line is loaded into a packet, not once it arrived.
-    this.stream.write(encodeFinal(final), () => void this.#endOnceDelivered())
-  }
-
-  /**
-   * Ends the stream once its last data is answered. ilp-protocol-stream forgets a closed stream
-   * at once, and with it the data of a packet still in flight: if that packet is rejected (and
-   * STREAM retries rejected packets), the data is never sent again. Ended too early, the final
-   * line was lost for about one metered request in twenty under load, and the payer read a whole
-   * body as cut. Bounded: ends after `maxWaitMs` whatever happened.
-   */
-  async #endOnceDelivered(maxWaitMs = 2000): Promise<void> {
-    const connection = this.socket?.connection as unknown as { looping?: boolean } | undefined
-    const stream = this.stream as unknown as { _outgoingDataToRetry?: unknown[] }
-    const deadline = Date.now() + maxWaitMs
-    while (!this.stream.destroyed && Date.now() < deadline) {
-      if (!connection?.looping && (stream._outgoingDataToRetry?.length ?? 0) === 0) break
-      await new Promise((resolve) => setTimeout(resolve, 2))
-    }
-    if (!this.stream.destroyed) this.stream.end()
+    if (!this.stream.isOpen) return
+    if (final) this.stream.write(encodeFinal(final))
+    this.stream.end()
   }
 }
 
@@ -379,7 +338,7 @@ export class LeaseSocketStream extends SocketStream implements LeaseStream {
   #reported: ((report: LeaseReport | undefined) => void) | undefined
 
   constructor(
-    stream: DataAndMoneyStream,
+    stream: MoneyStream,
     asset: Asset,
     readonly leaseId: string,
     override readonly socket: PaymentSocket,
@@ -399,7 +358,7 @@ export class LeaseSocketStream extends SocketStream implements LeaseStream {
   }
 
   ping(): void {
-    if (!this.stream.destroyed) this.stream.write(PING_LINE)
+    if (this.stream.isOpen) this.stream.write(PING_LINE)
   }
 
   destroy(): void {
@@ -459,6 +418,13 @@ function refusal(reason: string, received: bigint, asked: bigint): CogpayError {
     return new CogpayError(
       ErrorCodes.RATE_TOO_HIGH,
       `the payer's rate cap for this host is below the lease's rate: ${numbers}`,
+      { status: 402 },
+    )
+  }
+  if (reason.includes(CloseReasons.exchangeRateTooLow)) {
+    return new CogpayError(
+      ErrorCodes.EXCHANGE_RATE_TOO_LOW,
+      `the payer stopped: the exchange rate fell below its minimum (${reason.slice(CloseReasons.exchangeRateTooLow.length + 1, 200)}; ${numbers})`,
       { status: 402 },
     )
   }
