@@ -205,6 +205,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   #fruitless = 0
   #remoteMaxData = 65_534
   #openSentBytes = 0
+  /** Bytes the open streams have handed on (ConnectionMaxData counts them). */
+  #readOpen = 0
   /** Why the last Prepare that got no answer got none (the plugin's error). */
   #lossReason: string | undefined
   /** Prepares from the peer that decrypted. */
@@ -364,6 +366,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     if (!this.#streams.delete(stream.id)) return
     this.#wanting.delete(stream)
     this.#openSentBytes -= stream.sentOffset
+    this.#readOpen -= stream.readOffset
     const info = stream.closeInfo
     // Closed now: an id up to the highest the peer opened, neither open nor skipped.
     if (this.#isRemoteId(stream.id)) this.#remoteStreamsClosed++
@@ -426,10 +429,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     return { type: 'ConnectionMaxStreamId', maxStreamId: BigInt(this.#maxRemoteStreamId) }
   }
 
+  /**
+   * The connection's data limit as ilp-protocol-stream counts it: bytes handed on by the streams
+   * still open, plus room for a window on each (kept as a running total: no walk over the streams).
+   */
   #maxDataFrame(): Frame {
-    let read = 0
-    for (const stream of this.#streams.values()) read += stream.readOffset
-    return { type: 'ConnectionMaxData', maxOffset: BigInt(read + this.streamWindow * Math.max(4, this.#streams.size + 1)) }
+    return { type: 'ConnectionMaxData', maxOffset: BigInt(this.#readOpen + this.streamWindow * Math.max(4, this.#streams.size + 1)) }
+  }
+
+  /** @internal */
+  delivered(bytes: number): void {
+    this.#readOpen += bytes
   }
 
   // --- connecting ----------------------------------------------------------------------------

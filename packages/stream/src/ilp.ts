@@ -28,9 +28,10 @@ export interface DataPlugin {
   sendData(data: Buffer): Promise<Buffer>
 }
 
-export const PREPARE = IlpPacket.Type.TYPE_ILP_PREPARE
-export const FULFILL = IlpPacket.Type.TYPE_ILP_FULFILL
-export const REJECT = IlpPacket.Type.TYPE_ILP_REJECT
+/** ILPv4 packet type bytes (RFC 27). */
+export const PREPARE = 12
+export const FULFILL = 13
+export const REJECT = 14
 
 export function serializePrepare(prepare: IlpPrepare): Buffer {
   return IlpPacket.serializeIlpPrepare({ ...prepare, amount: prepare.amount.toString() })

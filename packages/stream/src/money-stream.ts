@@ -60,6 +60,8 @@ export interface DataSegment {
 export interface StreamOwner {
   /** Something changed that a packet should carry (money, data, a max, a close). */
   wake(stream: MoneyStream): void
+  /** The stream handed on `bytes` of the peer's data (the connection's data limit counts them). */
+  delivered(bytes: number): void
   /** The stream closed: free its id and forget it. */
   release(stream: MoneyStream): void
   /** Bytes each stream may hold out of order (its receive window). */
@@ -540,6 +542,7 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
 
   #deliver(chunk: Buffer): void {
     this.#readOffset += chunk.length
+    this.owner.delivered(chunk.length)
     this.emit('data', chunk)
   }
 
