@@ -1,6 +1,6 @@
 /**
  * The floor under a paid request: raw ILP Prepare→Fulfill round trips through the same hub, with
- * no STREAM. Two BTP accounts on the hub (ilp-plugin-btp, through @cogpay/ilp's createPlugin): the
+ * no STREAM. Two BTP accounts on the hub (@cogpay/ilp's createPlugin, its own BTP client): the
  * receiver, in the paid server's process, fulfills every Prepare at once; the sender, in the load
  * generator's process, sends Prepares with a known condition to the receiver's address. The hops
  * are a paid request's: load generator → hub → server and back.

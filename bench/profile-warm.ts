@@ -9,8 +9,6 @@
  * What-if switches (experiments only: they monkeypatch the libraries in this process, nothing on disk):
  *   BENCH_FAST_TIMERS=1       setTimeout(fn) / setTimeout(fn, 0) -> setImmediate (ilp-protocol-stream
  *                             yields with setTimeout(resolve) before every packet; Node clamps that to >= 1 ms)
- *   BENCH_SYNC_BTP_ID=1       ilp-plugin-btp's sendData draws its request id with crypto.randomBytes(4, cb)
- *                             (a libuv threadpool round trip per packet); use the synchronous form instead
  *   BENCH_NO_PAYER_PROBE=1    the payer's side skips its own 5-packet rate probe when the server's asset is its
  *                             own (exchange rate 1), as ilp-protocol-stream's `exchangeRate` option would
  *   BENCH_NO_SERVER_PROBE=1   the paid server's side (which only receives) skips its rate probe; its first packet
@@ -50,25 +48,7 @@ if (process.env.BENCH_FAST_TIMERS === '1') {
 }
 
 const require = createRequire(new URL('../packages/ilp/package.json', import.meta.url))
-const btpRequire = createRequire(require.resolve('ilp-plugin-btp'))
 const streamRequire = createRequire(new URL('../node_modules/ilp-protocol-stream/package.json', import.meta.url))
-const BtpPacket = btpRequire('btp-packet') as { TYPE_MESSAGE: number; MIME_APPLICATION_OCTET_STREAM: number }
-const { randomBytes } = await import('node:crypto')
-
-function syncBtpRequestIds(plugin: IlpPlugin): void {
-  // Same as ilp-plugin-btp 1.5.0's sendData, with a synchronous random request id.
-  const btp = plugin as unknown as {
-    _call(to: string, packet: unknown): Promise<{ protocolData: { protocolName: string; data: Buffer }[] }>
-  }
-  plugin.sendData = async (buffer) => {
-    const response = await btp._call('', {
-      type: BtpPacket.TYPE_MESSAGE,
-      requestId: randomBytes(4).readUInt32BE(0),
-      data: { protocolData: [{ protocolName: 'ilp', contentType: BtpPacket.MIME_APPLICATION_OCTET_STREAM, data: buffer }] },
-    })
-    return response.protocolData.find((p) => p.protocolName === 'ilp')?.data ?? Buffer.alloc(0)
-  }
-}
 
 if (process.env.BENCH_NO_PAYER_PROBE === '1' || process.env.BENCH_NO_SERVER_PROBE === '1') {
   const { Connection } = require('ilp-protocol-stream') as {
@@ -208,7 +188,6 @@ const requests = Number(process.argv[2] ?? 300)
 const cold = process.env.BENCH_COLD === '1'
 const testnet = await startTestnet()
 const receiver = createPaymentServer({ uplink: testnet.uri('server') })
-if (process.env.BENCH_SYNC_BTP_ID === '1') syncBtpRequestIds(receiver.uplink.plugin)
 instrument(receiver.uplink.plugin, 'S')
 await receiver.uplink.connect()
 
@@ -216,7 +195,6 @@ let secret: Buffer | undefined
 /** A started, instrumented payer. */
 async function newPayer(): Promise<Payer> {
   const payer = createPayer({ uplink: testnet.uri('payer') })
-  if (process.env.BENCH_SYNC_BTP_ID === '1') syncBtpRequestIds(payer.plugin)
   instrument(payer.plugin, 'P')
   await payer.start()
   const expect = payer.expect.bind(payer)

@@ -5,17 +5,17 @@ import { Connection, StreamListener, createConnection, type ConnectionOptions, t
 /**
  * Peers for the transport tests: each side is its own account on the real hub (ilp-plugin-btp to
  * ilp-connector with mini-accounts), with its address and asset from IL-DCP, and speaks STREAM
- * with @cogpay/stream or, for interop, ilp-protocol-stream. No @cogpay/ilp: the transport stands
- * on its own.
+ * with @cogpay/stream or, for interop, ilp-protocol-stream. No @cogpay/ilp (not even its BTP
+ * client): the transport stands on its own, on the plugin third parties use.
  */
 
-// The BTP plugin and IL-DCP are @cogpay/ilp's and @cogpay/testnet's dependencies, not the root's.
+// IL-DCP is @cogpay/ilp's dependency, not the root's; ilp-plugin-btp is a root devDependency.
 const fromIlp = createRequire(new URL('../../packages/ilp/package.json', import.meta.url))
-const BtpPlugin = fromIlp('ilp-plugin-btp') as new (options: { server: string }) => BtpPluginLike
 const ILDCP = fromIlp('ilp-protocol-ildcp') as {
   fetch(send: (data: Buffer) => Promise<Buffer>): Promise<{ clientAddress: string; assetCode: string; assetScale: number }>
 }
 const require = createRequire(import.meta.url)
+const BtpPlugin = require('ilp-plugin-btp') as new (options: { server: string }) => BtpPluginLike
 /** ilp-protocol-stream, the peer of the interop tests (a devDependency only). */
 export const theirStream = require('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
 

@@ -1,10 +1,6 @@
-import { createRequire } from 'node:module'
 import { CogpayError, ErrorCodes } from '@cogpay/core'
 import type { IlpPlugin } from './plugin.js'
-import { LOST_WITH_CONNECTION } from './in-doubt.js'
-
-const require = createRequire(import.meta.url)
-const IlpPacket = require('ilp-packet') as typeof import('ilp-packet')
+import { BtpClient } from './btp-client.js'
 
 /** Default uplink: a `moneyd local` style hub on this machine. */
 export const DEFAULT_UPLINK = 'btp+ws://127.0.0.1:7768'
@@ -50,11 +46,23 @@ export function parseUplinkUri(uri: string): URL {
   return url
 }
 
-/** Makes a BTP plugin (ilp-plugin-btp) from an uplink URI. */
+/**
+ * Makes a BTP plugin from an uplink URI: cogpay's own {@link BtpClient} (RFC 23 over undici's
+ * WebSocket). Its userinfo is sent as `auth_username` and `auth_token`, as written in the URI (as
+ * ilp-plugin-btp sent them: percent-escapes are not decoded), and is never part of the URL dialled.
+ */
 export function createPlugin(uri: string): IlpPlugin {
-  parseUplinkUri(uri)
-  const BtpPlugin = require('ilp-plugin-btp') as new (options: Record<string, unknown>) => IlpPlugin
-  return failInFlightOnReconnect(new BtpPlugin({ server: uri, responseTimeout: RESPONSE_TIMEOUT_MS }))
+  const url = parseUplinkUri(uri)
+  // `btp+ws:` → `ws:` (a special scheme: the URL parser normalises host and path as a WebSocket's).
+  let target: URL
+  try {
+    target = new URL(url.href.slice('btp+'.length))
+  } catch {
+    throw new CogpayError(ErrorCodes.INVALID_OPTIONS, `uplink ${JSON.stringify(redactUplink(uri))} is not a WebSocket URL`)
+  }
+  target.username = ''
+  target.password = ''
+  return new BtpClient({ url: target.href, account: url.username, token: url.password, responseTimeoutMs: RESPONSE_TIMEOUT_MS })
 }
 
 /**
@@ -64,54 +72,3 @@ export function createPlugin(uri: string): IlpPlugin {
  * payer had not paid) wins the race, as it did at 10 s (`test/uplink-faults.test.ts`).
  */
 const RESPONSE_TIMEOUT_MS = 5_000
-
-/**
- * When the hub restarts, ilp-plugin-btp (1.5.0, pinned) reconnects its WebSocket by itself, but
- * says nothing of it (no 'disconnect', no 'connect'), and every packet that was in flight, or sent
- * while it was down, is simply lost: each waited out the response timeout, and a STREAM
- * connection, one packet in flight at a time, stalled behind it. Here, each reopening of its
- * socket answers those packets at once with a temporary reject (T00), which STREAM retries on the
- * new session. Money in flight at the crash stays in doubt either way (a Prepare the hub forwarded
- * may have been fulfilled); this only ends the wait. Reads the plugin's private `_ws` (its
- * WebSocketReconnector, which emits 'open' on every reconnection): this file is the fence.
- */
-function failInFlightOnReconnect(plugin: IlpPlugin): IlpPlugin {
-  const inFlight = new Set<(response: Buffer) => void>()
-  const send = plugin.sendData.bind(plugin)
-  const connect = plugin.connect.bind(plugin)
-  let watching = false
-  plugin.connect = async () => {
-    await connect()
-    const ws = (plugin as unknown as { _ws?: { on(event: 'open', listener: () => void): void } })._ws
-    if (watching || !ws) return
-    watching = true
-    // The first 'open' came before connect() resolved: every later one is a reconnection.
-    ws.on('open', () => {
-      const lost = [...inFlight]
-      inFlight.clear()
-      for (const answer of lost) answer(uplinkReconnected())
-    })
-  }
-  plugin.sendData = (data: Buffer) =>
-    new Promise<Buffer>((resolve, reject) => {
-      const answer = (response: Buffer) => {
-        inFlight.delete(answer)
-        resolve(response)
-      }
-      inFlight.add(answer)
-      send(data).then(answer, (err: unknown) => {
-        // Already answered (the uplink reconnected): the late failure is nobody's.
-        if (inFlight.delete(answer)) reject(err)
-      })
-    })
-  return plugin
-}
-
-function uplinkReconnected(): Buffer {
-  return IlpPacket.serializeIlpReject({
-    code: 'T00',
-    message: LOST_WITH_CONNECTION,
-    triggeredBy: '',
-    data: Buffer.alloc(0),
-  })
-}

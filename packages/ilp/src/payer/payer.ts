@@ -183,7 +183,7 @@ export class Payer extends EventEmitter<PayerEvents> {
 
   /**
    * Connects the uplink, learns its address and asset (IL-DCP) and starts answering STREAM
-   * connections on it. Safe to call repeatedly: one attempt is under way at a time (ilp-plugin-btp
+   * connections on it. Safe to call repeatedly: one attempt is under way at a time (the BTP client
    * retries a refused connection forever), and each caller waits for it at most `connectTimeoutMs`.
    */
   async start(): Promise<void> {

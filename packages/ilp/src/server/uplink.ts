@@ -71,7 +71,7 @@ export class Uplink extends EventEmitter {
   /**
    * Connects the plugin and learns address and asset over IL-DCP. Safe to call repeatedly: one
    * attempt is under way at a time, and each caller waits for it at most `connectTimeoutMs`
-   * (ilp-plugin-btp retries a refused connection forever), then gets `COGPAY_UPLINK_UNAVAILABLE`.
+   * (the BTP client retries a refused connection forever), then gets `COGPAY_UPLINK_UNAVAILABLE`.
    */
   connect(): Promise<void> {
     if (this.#closed) return Promise.reject(closedError())
