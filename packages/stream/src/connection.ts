@@ -123,8 +123,12 @@ const FIRST_RETRY_DELAY_MS = 50
 const FRUITLESS_LIMIT = 8
 const PROBE_AMOUNTS = [1_000n, 1_000_000n, 1_000_000_000n, 1_000_000_000_000n]
 const PROBE_ATTEMPTS = 10
-/** The longest a stream close waits for a packet to ride in. */
-const LAZY_MS = 5
+/**
+ * The longest a stream close waits for a packet to ride in: long enough that under a steady flow
+ * of requests a close rides in the next one's packet (no packet of its own), short enough that a
+ * stream id comes back to the peer at once for a person's eye.
+ */
+const LAZY_MS = 20
 
 /**
  * A STREAM connection (RFC 29), either role, over one plugin. Money and data flow both ways on
@@ -521,6 +525,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     const frames: Frame[] = []
     // What frames may still take of the packet (ILP data is at most 32,767 bytes).
     let space = FRAMES_ROOM
+    /** StreamMoneyBlocked frames of this load: they wait for a later packet (see below). */
+    const blockedFrames: Frame[] = []
     const add = (frame: Frame): void => {
       frames.push(frame)
       space -= frameSize(frame)
@@ -591,7 +597,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
             if (take < sendable && fits > take) busy = false
             else if (take < sendable) busy = true
           } else if (room === 0n && stream.inFlight === 0n && stream.blocked()) {
-            add({ type: 'StreamMoneyBlocked', streamId: BigInt(stream.id), sendMax: stream.sendMax, totalSent: stream.totalSent })
+            // Information for the peer, not worth a packet of its own at once (a payer with a cap
+            // above the price is "blocked" after every request): it rides in the next packet that
+            // goes anyway, or goes after LAZY_MS.
+            blockedFrames.push({ type: 'StreamMoneyBlocked', streamId: BigInt(stream.id), sendMax: stream.sendMax, totalSent: stream.totalSent })
           } else if (fits === 0n) busy = true
         } else busy = !this.#rateError
       }
@@ -618,6 +627,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     if (!needed) {
       // Nothing worth a packet of its own yet: the frames wait.
       this.#lazy = control.concat(this.#lazy)
+      for (const frame of blockedFrames) this.#queueLazy(frame)
       return undefined
     }
     // Frames that did not fit go in the next packet, at once.
@@ -626,6 +636,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       clearTimeout(this.#lazyTimer)
       this.#lazyTimer = undefined
     }
+    for (const frame of blockedFrames) this.#queueLazy(frame)
     const minimumDestination = amount > 0n ? convertFloor(amount, this.#minRate ?? rate) : 0n
     return { frames, amount, minimumDestination, shares, data, dirty, control, unfulfillable: false, announce }
   }

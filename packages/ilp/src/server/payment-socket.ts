@@ -138,6 +138,9 @@ export class PaymentSocket {
   openStream(requestId: string, amount?: bigint): SocketStream {
     const stream = this.#createStream()
     stream.write(encodeHello({ v: 1, requestId, ...(amount === undefined ? {} : { amount }) }))
+    // A fixed price is asked now, in the same turn as the hello: both ride in one packet (asked
+    // after the caller's next await, it would take a packet of its own).
+    if (amount !== undefined) stream.setReceiveMax(amount)
     // A metered stream states each raise of its ask in a line; a fixed price said it in the hello.
     return new SocketStream(stream, this.asset, this, amount === undefined)
   }
