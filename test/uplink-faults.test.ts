@@ -499,14 +499,15 @@ describe('faults injected at the uplink', () => {
     const network = await faultyNetwork()
     try {
       const mixed: Faults = { rejectT04: 0.1, delayMs: 2 }
-      network.client.faults.set({ ...mixed, dropFulfill: { every: 31 }, drop: { every: 43 } })
-      network.server.faults.set({ ...mixed, dropFulfill: { every: 37 }, drop: { every: 41 } })
+      // A paid request takes two Prepares now (the ask, the money): faults every 11th to 19th.
+      network.client.faults.set({ ...mixed, dropFulfill: { every: 11 }, drop: { every: 17 } })
+      network.server.faults.set({ ...mixed, dropFulfill: { every: 13 }, drop: { every: 19 } })
       const received = network.net.receiver.received
       const spent = network.net.payer.spent
       const arrivedBefore = arrived(network)
       const outcomes: Outcome[] = []
       const started = performance.now()
-      for (let i = 0; i < 10; i++) outcomes.push(await request(network))
+      for (let i = 0; i < 20; i++) outcomes.push(await request(network))
       const elapsed = performance.now() - started
       const faults = network.client.stats.outgoing.dropped + network.client.stats.incoming.dropped + network.server.stats.outgoing.dropped + network.server.stats.incoming.dropped
       const lostFulfills = network.client.stats.outgoing.fulfillsDropped + network.server.stats.incoming.fulfillsDropped
@@ -531,8 +532,8 @@ describe('faults injected at the uplink', () => {
       expect(inDoubt(network)).toBeLessThanOrEqual(BigInt(lostFulfills) * PRICE)
       const served = outcomes.filter((o) => o.status === 200).length
       measured.push(
-        `mixed faults (T04 10%, every 31st to 43rd Prepare or Fulfill lost), 10 requests in ${Math.round(elapsed)} ms: ` +
-          `${served} served, ${10 - served} failed (${outcomes.filter((o) => o.status !== 200).map((o) => o.code).join(', ')}); ` +
+        `mixed faults (T04 10%, every 11th to 19th Prepare or Fulfill lost), 20 requests in ${Math.round(elapsed)} ms: ` +
+          `${served} served, ${20 - served} failed (${outcomes.filter((o) => o.status !== 200).map((o) => o.code).join(', ')}); ` +
           `${faults} Prepares and ${lostFulfills} Fulfills lost; ` +
           `client spent ${clientSpent}, server received ${arrived(network) - arrivedBefore} (counted ${counted}), in doubt ${inDoubt(network)}`,
       )
