@@ -520,6 +520,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     for (const stream of this.#streams.values()) if (stream.sendable > 0n) stream.failMoney(message)
   }
 
+  /** What a client says of itself until the peer has answered: its address and its asset. */
+  #nameFrames(): Frame[] {
+    return [
+      { type: 'ConnectionNewAddress', sourceAccount: this.sourceAccount },
+      { type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale },
+    ]
+  }
+
   /** Builds the next Prepare from what the streams have ready, or undefined when nothing is. */
   #load(): Outgoing | undefined {
     const frames: Frame[] = []
@@ -534,8 +542,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     // A client names itself until the peer has answered; only one packet goes for that alone.
     const announce = !this.#peerKnowsUs && this.role === 'client'
     if (announce) {
-      add({ type: 'ConnectionNewAddress', sourceAccount: this.sourceAccount })
-      add({ type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale })
+      for (const frame of this.#nameFrames()) add(frame)
       add(this.#maxStreamIdFrame())
       add(this.#maxDataFrame())
     }
@@ -926,22 +933,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     | { type: 'none' }
   > {
     const sequence = this.#sequence++
-    const frames: Frame[] = this.#peerKnowsUs
-      ? []
-      : [
-          { type: 'ConnectionNewAddress', sourceAccount: this.sourceAccount },
-          { type: 'ConnectionAssetDetails', sourceAssetCode: this.asset.code, sourceAssetScale: this.asset.scale },
-        ]
-    const outgoing: Outgoing = {
-      frames,
-      amount,
-      minimumDestination: 0n,
-      shares: [],
-      data: [],
-      dirty: [],
-      control: [],
-      unfulfillable: true,
-    }
+    const outgoing = unfulfillable(this.#peerKnowsUs ? [] : this.#nameFrames(), amount)
     const reply = await this.#exchange(sequence, outgoing)
     if (!reply || reply === UNSENT) return { type: 'none' }
     const response = this.#readReply(reply, sequence)
@@ -1316,16 +1308,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.#streams.clear()
     if (!this.#connected) this.#onConnectFailed(new ConnectionClosedError(info))
     if (tellPeer && this.#destination !== undefined && this.#peerKnowsUs) {
-      const outgoing: Outgoing = {
-        frames: [{ type: 'ConnectionClose', errorCode: info.code, errorMessage: brief(info.message) }],
-        amount: 0n,
-        minimumDestination: 0n,
-        shares: [],
-        data: [],
-        dirty: [],
-        control: [],
-        unfulfillable: true,
-      }
+      const outgoing = unfulfillable([{ type: 'ConnectionClose', errorCode: info.code, errorMessage: brief(info.message) }], 0n)
       void this.#exchange(this.#sequence++, outgoing).catch(() => {})
     }
     this.#onClosed(info)
@@ -1423,6 +1406,11 @@ function fitFrames(frames: Frame[], room: number): Frame[] {
 /** A close message we send, cut so the frame always fits a packet. */
 function brief(message: string): string {
   return message.length > MAX_CLOSE_MESSAGE ? message.slice(0, MAX_CLOSE_MESSAGE) : message
+}
+
+/** A Prepare that carries only `frames` and can never be fulfilled (a rate probe, a last close). */
+function unfulfillable(frames: Frame[], amount: bigint): Outgoing {
+  return { frames, amount, minimumDestination: 0n, shares: [], data: [], dirty: [], control: [], unfulfillable: true }
 }
 
 function min(a: bigint, b: bigint): bigint {

@@ -29,7 +29,6 @@ export interface DataPlugin {
 }
 
 /** ILPv4 packet type bytes (RFC 27). */
-export const PREPARE = 12
 export const FULFILL = 13
 export const REJECT = 14
 
