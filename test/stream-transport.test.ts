@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestnet, type Testnet } from '@cogpay/testnet'
-import { CloseCodes, StreamIdsExhaustedError, type Connection, type MoneyStream, type StreamListener } from '@cogpay/stream'
+import { CloseCodes, NO_SUCH_CONNECTION, StreamIdsExhaustedError, type Connection, type MoneyStream, type StreamListener } from '@cogpay/stream'
 // The ILP packet helpers of the transport itself, to hand-build what a stranger would send.
 import { deserializeReply, serializePrepare } from '../packages/stream/src/ilp.ts'
 import { ourClient, ourListener, side, type Side } from './support/stream-peers.ts'
@@ -273,6 +273,29 @@ describe('@cogpay/stream connections', () => {
     const info = await client.whenClosed
     expect(info.message).toMatch(/idle/)
     await until(() => serverConnection === undefined || !serverConnection.isOpen, 2000)
+  })
+
+  it("answers a packet of a connection it no longer has with a ConnectionClose, credits nothing and keeps no state (the client's packets were taken by a new connection that could never answer, and its requests waited out their timeouts)", async () => {
+    const received: bigint[] = []
+    const { listener, client, server } = await pair((stream) => {
+      stream.setReceiveMax(10_000n)
+      stream.on('money', (amount) => received.push(amount))
+    })
+    const stream = client.createStream()
+    stream.setSendMax(100n)
+    await client.open()
+    await until(() => stream.totalSent === 100n, 5000)
+    // The listener's end goes without a word (as when its close is lost on the way).
+    server()!.drop('gone without a word')
+    expect(listener.connectionCount).toBe(0)
+    const started = performance.now()
+    stream.setSendMax(200n)
+    const info = await client.whenClosed
+    expect(performance.now() - started).toBeLessThan(1000)
+    expect(info).toEqual({ code: CloseCodes.ProtocolViolation, message: NO_SUCH_CONNECTION, byPeer: true })
+    expect(sum(received)).toBe(100n)
+    expect(stream.totalSent).toBe(100n)
+    expect(listener.connectionCount).toBe(0)
   })
 
   it('turns garbage away with the right ILP code and keeps no state (F01, F02, F06)', async () => {

@@ -457,6 +457,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     return this.#whenConnected
   }
 
+  /**
+   * Resolves once the peer has answered a packet of this connection (a client's first one);
+   * rejects when the connection closes first. Sends nothing: a client's first packet goes with
+   * its first stream, or on {@link open}.
+   */
+  get whenConnected(): Promise<void> {
+    return this.#whenConnected
+  }
+
   #connected_(): void {
     if (this.#connected) return
     this.#connected = true

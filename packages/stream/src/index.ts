@@ -62,4 +62,4 @@ export {
   type ConnectionEvents,
   type StreamAsset,
 } from './connection.js'
-export { StreamListener, type ListenerOptions, type ListenerEvents, type StreamCredentials } from './listener.js'
+export { StreamListener, NO_SUCH_CONNECTION, type ListenerOptions, type ListenerEvents, type StreamCredentials } from './listener.js'

@@ -2,8 +2,11 @@ import { Buffer } from 'node:buffer'
 import { createHmac, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Connection, RESTART, checkConnectionOptions, type ConnectionOptions, type StreamAsset } from './connection.js'
-import { decryptPacket, deriveKeys } from './crypto.js'
+import { CloseCodes } from './close-codes.js'
+import { decryptPacket, deriveKeys, encryptPacket } from './crypto.js'
 import { deserializePrepare, serializeReject, type DataPlugin } from './ilp.js'
+import { IlpPacketTypes } from './packet.js'
+import { MAX_U64 } from './oer.js'
 
 /** Options of a {@link StreamListener}. */
 export interface ListenerOptions extends Omit<ConnectionOptions, 'sharedSecret' | 'sourceAccount' | 'asset' | 'plugin'> {
@@ -37,12 +40,17 @@ export interface ListenerEvents {
 
 const TOKEN_BYTES = 18
 
+/** What the listener says, in a ConnectionClose, to a packet of a connection it no longer has. */
+export const NO_SUCH_CONNECTION = 'no such connection: it ended at this side; open a new one'
+
 /**
  * The server role of STREAM: hands out credentials (an address under its own, and a secret
  * derived from the token in it, so nothing is stored per credential) and answers every Prepare
  * addressed under its address. A connection lives from the first packet that decrypts under its
  * token's secret until it closes, or until a client opens a new one under the same token (its
- * first packet again: a server that restarted); a later packet with the token opens a new one.
+ * first packet again: a server that restarted); a later packet with the token opens a new one
+ * if it names its sender, and is answered with a ConnectionClose if it does not (the tail of a
+ * connection that ended here).
  *
  * Garbage never creates state: a Prepare that is not one, names no token, or does not decrypt is
  * rejected (F01, F02, F06) before any connection exists.
@@ -101,8 +109,23 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
     if (this.#options.accept && !this.#options.accept(token)) return serializeReject('F02', this.address, 'no connection at this address')
     const sharedSecret = this.#secretFor(token)
     // Decrypt before anything is kept: garbage and strangers leave no state behind.
-    if (decryptPacket(deriveKeys(sharedSecret).encryptionKey, prepare.data).type !== 'valid') {
-      return serializeReject('F06', this.address, '')
+    const { encryptionKey } = deriveKeys(sharedSecret)
+    const decoded = decryptPacket(encryptionKey, prepare.data)
+    if (decoded.type !== 'valid') return serializeReject('F06', this.address, '')
+    // A client names itself (ConnectionNewAddress) in every packet until it has been answered, so
+    // a packet past the first that does not is the tail of a connection that ended here (closed,
+    // idle, or its close lost): this side could never answer it with a packet of its own. Say the
+    // connection is closed, keep nothing, credit nothing; its client opens a new one at once
+    // rather than waiting out its timeouts on a peer that cannot reach it.
+    const request = decoded.packet
+    if (request.sequence > 1n && !request.frames.some((frame) => frame.type === 'ConnectionNewAddress')) {
+      const reply = encryptPacket(encryptionKey, {
+        ilpPacketType: IlpPacketTypes.Reject,
+        sequence: request.sequence,
+        prepareAmount: prepare.amount > MAX_U64 ? MAX_U64 : prepare.amount,
+        frames: [{ type: 'ConnectionClose', errorCode: CloseCodes.ProtocolViolation, errorMessage: NO_SUCH_CONNECTION }],
+      })
+      return serializeReject('F99', this.address, '', Buffer.from(reply))
     }
     const connection = new Connection({
       ...this.#options,

@@ -55,11 +55,15 @@ export function stopPaying(stream: MoneyStream): void {
   closeAfterGrace(stream)
 }
 
-/** Resolves when the stream has ended and has no packet in flight, or after `timeoutMs`. */
+/**
+ * Resolves once the stream has no packet in flight (closed or not: a server's close can arrive
+ * before the Fulfill of the last payment), or after `timeoutMs`. Called
+ * when the server's answer is final (a response, a metered stream's final message): what it still
+ * asks for will not be paid, so only the packets already sent matter, for an exact `spent`. It
+ * used to wait for the server's close as well, and a 402 whose close was lost took `timeoutMs`.
+ */
 export function settled(stream: MoneyStream, timeoutMs: number): Promise<void> {
-  // Settled: nothing in flight, and the server closed the stream or has all it asked for.
-  const done = () =>
-    stream.inFlight === 0n && (!stream.isOpen || stream.remoteClosed || stream.remoteReceived >= stream.remoteReceiveMax)
+  const done = () => stream.inFlight === 0n
   if (done()) return Promise.resolve()
   return new Promise((resolve) => {
     const deadline = Date.now() + timeoutMs
@@ -67,7 +71,6 @@ export function settled(stream: MoneyStream, timeoutMs: number): Promise<void> {
       if (done() || Date.now() >= deadline) {
         stream.off('close', check)
         stream.off('outgoingMoney', check)
-        stream.off('remoteReceiveMax', check)
         clearInterval(poll)
         resolve()
       }
@@ -76,6 +79,5 @@ export function settled(stream: MoneyStream, timeoutMs: number): Promise<void> {
     const poll = setInterval(check, 5)
     stream.on('close', check)
     stream.on('outgoingMoney', check)
-    stream.on('remoteReceiveMax', check)
   })
 }

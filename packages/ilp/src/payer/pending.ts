@@ -22,8 +22,9 @@ export interface PendingPayment {
   /** The payment headers to send with the request. */
   readonly headers: PaymentHeaders
   /**
-   * Ends this request's payment: waits (at most `settleTimeoutMs`) for the server to close the
-   * stream and for packets in flight to be answered, then stops paying on it. Returns `spent`.
+   * Ends this request's payment, once the server's answer is final: stops paying on its stream
+   * and waits (at most `settleTimeoutMs`) for the packets in flight to be answered, so that
+   * `spent` is exact. Returns `spent`.
    */
   finish(settleTimeoutMs?: number): Promise<bigint>
   /** Stops paying at once and tells the server the request was aborted. Returns `spent`. */
@@ -176,8 +177,8 @@ export class Pending implements PendingPayment {
     if (this.finished) return this.spent
     this.finished = true
     const stream = this.stream
-    if (stream && !this.capReached && !this.revoked) await settled(stream, settleTimeoutMs)
     if (stream) stopPaying(stream)
+    if (stream && !this.capReached && !this.revoked) await settled(stream, settleTimeoutMs)
     this.reservation?.release()
     this.release(this)
     return this.spent

@@ -184,7 +184,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     }
   }
 
-  async #collect(request: CollectRequest): Promise<Collection> {
+  async #collect(request: CollectRequest, retried = false): Promise<Collection> {
     const paying = await this.#openStream(request.payment, request.amount)
     const options = {
       requestId: request.payment.requestId,
@@ -193,8 +193,15 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       signal: request.signal,
     }
     paying.ask(request.amount)
+    let again = false
     const paid = await waitForTotal(paying, options).catch((err: unknown) => {
       paying.close()
+      // The payer no longer had this socket's connection (its end closed, and the close was
+      // lost): it read nothing of this request, so the request goes once more on a new socket.
+      if (!retried && paying.received === 0n && paying.socket?.stale) {
+        again = true
+        return 0n
+      }
       // What arrived before it failed: the paywall pays it back (refund: 'on-error').
       if (paying.received > 0n && typeof err === 'object' && err !== null) {
         Object.defineProperty(err, 'received', { value: paying.received, enumerable: false })
@@ -203,6 +210,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       this.#dropIfNeverPaid(request.payment, paying, silent)
       throw err
     })
+    if (again) return this.#collect(request, true)
     // A fixed price is complete: end the stream now, so the payer settles before the response.
     paying.close()
     this.received += paid
@@ -388,7 +396,13 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
         connectTimeoutMs: this.#options.connectTimeoutMs,
         idleTimeoutMs: this.#options.socketIdleMs,
       })
-    })().finally(() => this.#opening--)
+    })()
+    // A socket counts as opening until the payer has answered its first packet (which carries
+    // the first request's hello), or it is gone.
+    void opening.then(
+      (socket) => Promise.race([socket.opened, socket.whenDead]).catch(() => {}).finally(() => this.#opening--),
+      () => this.#opening--,
+    )
     this.#sockets.set(key, opening)
     try {
       const socket = await opening

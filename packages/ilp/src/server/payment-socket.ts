@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer'
-import { createConnection, type Connection, type MoneyStream } from '@cogpay/stream'
+import { createConnection, NO_SUCH_CONNECTION, type Connection, type MoneyStream } from '@cogpay/stream'
 import {
   CloseReasons,
   CogpayError,
@@ -55,6 +55,10 @@ export class PaymentSocket {
   paidOnce = false
   #closed = false
   #retiring = false
+  #connected = false
+  #stale = false
+  readonly #opened: Promise<void>
+  #startClock!: () => void
   readonly #whenClosed: Promise<void>
   /** Why the connection failed, when it did (e.g. a reject from the network: the payer is gone). */
   lastError: string | undefined
@@ -65,26 +69,51 @@ export class PaymentSocket {
     readonly connection: Connection,
     readonly channel: Channel,
     readonly asset: Asset,
+    destinationAccount: string,
+    connectTimeoutMs: number,
   ) {
     this.#whenClosed = connection.whenClosed.then((info) => {
       this.#closed = true
+      this.#stale = info.byPeer && info.message === NO_SUCH_CONNECTION
       // The streams under way report a connection's failure as theirs.
       if (info.message) this.lastError ??= info.message
       void channel.disconnect()
     })
     this.whenDead = this.#whenClosed
+    let timer: NodeJS.Timeout | undefined
+    this.#opened = new Promise<void>((resolve, reject) => {
+      // The clock starts with the first packet (the first stream), not with the socket.
+      this.#startClock = () => {
+        timer ??= setTimeout(() => {
+          this.lastError ??= `no answer within ${connectTimeoutMs} ms`
+          connection.destroy(this.lastError)
+        }, connectTimeoutMs)
+        timer.unref()
+      }
+      connection.whenConnected.then(
+        () => {
+          clearTimeout(timer)
+          this.#connected = true
+          resolve()
+        },
+        (cause: unknown) => {
+          clearTimeout(timer)
+          reject(unreachable(destinationAccount, this.lastError ?? (cause as Error)?.message ?? String(cause), cause))
+        },
+      )
+    })
+    this.#opened.catch(() => {})
   }
 
-  /** Opens a socket to a payer's address. Rejects with `COGPAY_PAYER_UNREACHABLE`. */
-  static async open(
-    channel: Channel,
-    destinationAccount: string,
-    sharedSecret: Buffer,
-    options: PaymentSocketOptions,
-  ): Promise<PaymentSocket> {
+  /**
+   * A socket to a payer's address, at once: nothing is sent until its first stream, whose hello
+   * rides in the connection's first packet (a cold request waits no round trip of its own to
+   * connect). A stream on a socket that never connects (the payer gone, or no answer within
+   * `connectTimeoutMs`) stops with `COGPAY_PAYER_UNREACHABLE`. Throws `COGPAY_UPLINK_UNAVAILABLE`.
+   */
+  static open(channel: Channel, destinationAccount: string, sharedSecret: Buffer, options: PaymentSocketOptions): PaymentSocket {
     const asset = channel.uplink.asset
     if (!asset) throw new CogpayError(ErrorCodes.UPLINK_UNAVAILABLE, 'uplink is not connected', { status: 503 })
-    let timer: NodeJS.Timeout | undefined
     const connection = createConnection({
       plugin: channel,
       sharedSecret,
@@ -96,27 +125,31 @@ export class PaymentSocket {
       packetTimeoutMs: 30_000,
     })
     channel.registerDataHandler(async (data) => connection.handleData(data))
-    try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${options.connectTimeoutMs} ms`)),
-          options.connectTimeoutMs,
-        )
-      })
-      await Promise.race([connection.open(), timeout])
-      channel.peer = destinationAccount
-      return new PaymentSocket(connection, channel, asset)
-    } catch (cause) {
-      connection.destroy()
-      await channel.disconnect()
-      throw new CogpayError(
-        ErrorCodes.PAYER_UNREACHABLE,
-        `could not open a payment socket to ${destinationAccount}: ${(cause as Error)?.message ?? cause}`,
-        { status: 502, cause },
-      )
-    } finally {
-      clearTimeout(timer)
-    }
+    channel.peer = destinationAccount
+    return new PaymentSocket(connection, channel, asset, destinationAccount, options.connectTimeoutMs)
+  }
+
+  /**
+   * Resolves once the payer has answered the socket's first packet; rejects with
+   * `COGPAY_PAYER_UNREACHABLE` when it never does (the connection is then closed). Sends nothing
+   * itself: the first stream's hello goes in that packet.
+   */
+  get opened(): Promise<void> {
+    return this.#opened
+  }
+
+  /**
+   * True once the payer said it has no such connection: its end of this socket is gone (and the
+   * close that said so was lost). Nothing this socket sent since was read: a request on it may
+   * be tried again at once on a new socket.
+   */
+  get stale(): boolean {
+    return this.#stale
+  }
+
+  /** True once the payer has answered this socket's first packet. */
+  get connected(): boolean {
+    return this.#connected
   }
 
   get closed(): boolean {
@@ -202,6 +235,7 @@ export class PaymentSocket {
   #createStream(): MoneyStream {
     if (!this.hasRoom) throw new SocketFullError()
     const stream = this.connection.createStream()
+    if (!this.#connected) this.#startClock()
     this.streamsOpened++
     this.active++
     stream.once('close', () => {
@@ -279,8 +313,12 @@ export class SocketStream implements PaymentStream {
         }
       })
       // Closed by the payer, or with its connection: the close says why (a connection's failure
-      // names the ILP reject that ended it).
-      stream.once('close', (info) => stop(info.message || socket?.lastError || ''))
+      // names the ILP reject that ended it). On a socket that never connected, the payer is unreachable.
+      stream.once('close', (info) => {
+        const why = () => stop(info.message || socket?.lastError || '')
+        if (socket && !socket.connected) socket.opened.then(why, (error: CogpayError) => !this.#closedByUs && resolve(error))
+        else why()
+      })
     })
   }
 
@@ -401,6 +439,13 @@ export function waitForTotal(paying: SocketStream, options: SocketCollectOptions
     )
     if (options.signal?.aborted) return onAbort()
     options.signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+function unreachable(destination: string, reason: string, cause?: unknown): CogpayError {
+  return new CogpayError(ErrorCodes.PAYER_UNREACHABLE, `could not open a payment socket to ${destination}: ${reason}`, {
+    status: 502,
+    cause,
   })
 }
 
