@@ -5,6 +5,7 @@ import { createApp } from '@cogpay/example-express-basic'
 import { createPayFetch, getPayment, SpendLimitError } from '@cogpay/fetch'
 import { createPayer, createPaymentServer, createPlugin } from '@cogpay/ilp'
 import { encodeHello } from '@cogpay/core'
+import { faultyPlugin, type FaultyPlugin } from '@cogpay/testnet'
 import { listen, startNetwork, type Network } from './support/network.ts'
 
 const { createConnection } = createRequire(import.meta.url)('ilp-protocol-stream') as typeof import('ilp-protocol-stream')
@@ -177,6 +178,36 @@ describe('regression: a reused socket ran out of STREAM stream ids after ~1000 r
     } finally {
       await rotating.close()
       await receiver.close()
+    }
+  })
+})
+
+describe('a cold paid request', () => {
+  it("sends its hello in the socket's first packet: two ILP Prepares in all, the hello and the money (it waited a round trip to connect first: three)", async () => {
+    const plugins: Record<'server' | 'payer', FaultyPlugin[]> = { server: [], payer: [] }
+    const net = await startNetwork({}, {
+      uplink: (uri, role) => {
+        const wrapped = faultyPlugin(createPlugin(uri))
+        plugins[role].push(wrapped)
+        return wrapped
+      },
+    })
+    const app = await listen(createApp({ receiver: net.receiver }))
+    try {
+      const payFetch = createPayFetch({ payer: net.payer, maxSpend: 100n })
+      const server = plugins.server[0]!
+      const payer = plugins.payer[0]!
+      const before = { server: server.stats.outgoing.prepares, payer: payer.stats.outgoing.prepares }
+      const response = await payFetch(`${app.url}/weather`)
+      expect(response.status).toBe(200)
+      expect(net.receiver.socketsOpened).toBe(1)
+      // Counted when the response is back: the stream's close may follow in a packet of its own.
+      expect(server.stats.outgoing.prepares - before.server).toBe(1)
+      expect(payer.stats.outgoing.prepares - before.payer).toBe(1)
+      expect(net.payer.spent).toBe(100n)
+    } finally {
+      await app.close()
+      await net.close()
     }
   })
 })
