@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp as createExpressApp } from '@cogpay/example-express-basic'
 import { createApp as createKoaApp } from '@cogpay/example-koa-basic'
 import { STEP_PRICE, type ComputeObserver } from '@cogpay/example-compute'
-import { paymentRequestHeaders } from '@cogpay/core'
+import { Meter, paymentRequestHeaders, type PaymentStream } from '@cogpay/core'
 import {
   createPayFetch,
   getPayment,
@@ -200,5 +200,47 @@ describe.each(frameworks)('$name metered route on the real testnet', ({ start, c
     const body = (await response.json()) as { error: { code: string; message: string } }
     expect(body.error.code).toBe(ErrorCodes.INVALID_MAX_SPEND)
     expect(body.error.message).toContain('Cogpay-Max-Spend')
+  })
+})
+
+describe('a meter with a prepay window', () => {
+  let net: Network
+  beforeAll(async () => {
+    net = await startNetwork()
+  })
+  afterAll(async () => {
+    await net.close()
+  })
+
+  it('raises its ask by half a window or more at a time, so the payer pays several steps a packet (it raised the ask by one step on every step: in the bench, 1.2 packets a step)', async () => {
+    const pending = await net.payer.expect('http://window.test', 1000n)
+    const stream = await net.receiver.open({ payment: pending.headers })
+    // The real stream, with each total the meter asks for recorded on the way.
+    const asks: bigint[] = []
+    const recorded: PaymentStream = {
+      asset: stream.asset,
+      get received() {
+        return stream.received
+      },
+      ask: (total) => (asks.push(total), stream.ask(total)),
+      onMoney: (listener) => stream.onMoney(listener),
+      stopped: stream.stopped,
+      freeze: () => stream.freeze?.(),
+      close: (final) => stream.close(final),
+    }
+    const meter = new Meter(recorded, { ahead: 10n })
+    try {
+      for (let step = 0; step < 100; step++) await meter.charge(1n)
+      expect(meter.charged).toBe(100n)
+      expect(meter.paid).toBeGreaterThanOrEqual(100n)
+      expect(meter.paid).toBeLessThanOrEqual(110n)
+      // Never more than the window past the charges; each raise by at least half of it.
+      expect(asks.at(-1)).toBeLessThanOrEqual(110n)
+      for (let i = 1; i < asks.length; i++) expect(asks[i]! - asks[i - 1]!).toBeGreaterThanOrEqual(5n)
+      expect(asks.length).toBeLessThanOrEqual(22)
+    } finally {
+      meter.finish()
+      await pending.finish()
+    }
   })
 })

@@ -12,7 +12,8 @@ export interface MeterOptions {
    * on the payer at every step. `0n` (default): the payer pays strictly for each charge, and the
    * work waits for it. The trade-off: with `0n` the server risks one step of unpaid work (done
    * before its charge is paid); with a window the payer risks up to `ahead` paid for work not done
-   * yet, and the server's work runs without waiting.
+   * yet, and the server's work runs without waiting. The ask goes up once half the window is
+   * used (to `ahead` past the charges again): half a window or more a packet, not a packet a step.
    */
   readonly ahead?: bigint
   /** A charge not paid within this long stops the meter (`COGPAY_PAYMENT_STALLED`). Default `10000` ms. */
@@ -55,6 +56,8 @@ export class Meter {
   /** What the handler refunded itself, to be paid back when the meter ends. */
   #refundDue = 0n
   #ended = false
+  /** The total last asked of the payer on the stream. */
+  #asked = 0n
   readonly #credit: bigint
   #settleRefund!: (refunded: bigint) => void
   /** Resolves with what was paid back once the meter has ended (`0n` when nothing was). */
@@ -75,7 +78,7 @@ export class Meter {
       else outer.addEventListener('abort', onAbort, { once: true })
     }
     void stream.stopped.then((error) => this.stop(error))
-    if (this.#ahead > 0n && this.#credit === 0n) stream.ask(this.#ahead)
+    if (this.#ahead > 0n && this.#credit === 0n) stream.ask((this.#asked = this.#ahead))
   }
 
   /** Paid so far, in the server's units (may run up to `ahead` beyond `charged`), any credit included. */
@@ -104,7 +107,13 @@ export class Meter {
     // What the payer must have paid on this stream: the charges beyond the credit.
     const target = this.charged > this.#credit ? this.charged - this.#credit : 0n
     if (target === 0n) return
-    this.#stream.ask(target + this.#ahead)
+    // With a window, the ask goes up once what is left of it is half gone: each raise asks for at
+    // least half a window, which the payer pays in one packet, rather than one step a packet. It
+    // never runs more than `ahead` past what is charged.
+    if (this.#asked < target || this.#asked - target <= this.#ahead / 2n) {
+      this.#asked = target + this.#ahead
+      this.#stream.ask(this.#asked)
+    }
     if (this.#stream.received >= target) return
     await new Promise<void>((resolve, reject) => {
       const done = (error?: unknown) => {
