@@ -61,6 +61,8 @@ export class Pending implements PendingPayment {
   /** Leases this request opened: an aborted request (its client never saw the answer) stops them. */
   readonly leases: PayerLease[] = []
   finished = false
+  /** What the stream had in flight or in doubt when it closed, once the request let go of it. */
+  #unsettled = 0n
   final: StreamFinal | undefined
   /** The final message, a refund stream closing, the stream arriving: what this request's waits wait on. */
   readonly #events = new EventEmitter()
@@ -138,7 +140,7 @@ export class Pending implements PendingPayment {
    * cap counts that money as spent too.
    */
   get refundable(): bigint {
-    const unsettled = (this.stream?.inFlight ?? 0n) + (this.stream?.inDoubt ?? 0n)
+    const unsettled = this.stream ? this.stream.inFlight + this.stream.inDoubt : this.#unsettled
     const left = this.spent + unsettled - this.refunded
     return left > 0n ? left : 0n
   }
@@ -169,8 +171,25 @@ export class Pending implements PendingPayment {
       for (const lease of this.leases) lease.stop(CloseReasons.aborted)
       this.reservation?.release()
       this.release(this)
+      this.#letGoOfStream()
     }
     return this.spent
+  }
+
+  /**
+   * A finished request may be kept a while for its refund: it lets go of its stream once that
+   * has closed, keeping only what the stream had unsettled (in flight or in doubt) for
+   * `refundable`, so a payer holds a few numbers per recent request, not a closed stream.
+   */
+  #letGoOfStream(): void {
+    const stream = this.stream
+    if (!stream) return
+    const drop = () => {
+      this.#unsettled = stream.inFlight + stream.inDoubt
+      this.stream = undefined
+    }
+    if (stream.isOpen) stream.once('close', drop)
+    else drop()
   }
 
   async finish(settleTimeoutMs = 2000): Promise<bigint> {
@@ -181,6 +200,7 @@ export class Pending implements PendingPayment {
     if (stream && !this.capReached && !this.revoked) await settled(stream, settleTimeoutMs)
     this.reservation?.release()
     this.release(this)
+    this.#letGoOfStream()
     return this.spent
   }
 }
