@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp as createExpressApp } from '@cogpay/example-express-basic'
 import { createApp as createKoaApp } from '@cogpay/example-koa-basic'
 import { STEP_PRICE, type ComputeObserver } from '@cogpay/example-compute'
-import { Meter, paymentRequestHeaders, type PaymentStream } from '@cogpay/core'
+import { Meter, encodeAsk, encodeHello, paymentRequestHeaders, type PaymentStream } from '@cogpay/core'
 import {
   createPayFetch,
   getPayment,
@@ -210,6 +210,27 @@ describe('a meter with a prepay window', () => {
   })
   afterAll(async () => {
     await net.close()
+  })
+
+  it('a fast meter writes at most one ask line every 20 ms, the latest ask (it wrote a line a step: a packet a step)', async () => {
+    const pending = await net.payer.expect('http://ask-lines.test', 1000n)
+    const paying = (await net.receiver.open({ payment: pending.headers })) as PaymentStream & { stream: { writeOffset: number } }
+    const meter = new Meter(paying)
+    try {
+      const started = performance.now()
+      for (let step = 0; step < 100; step++) await meter.charge(1n)
+      const elapsed = performance.now() - started
+      expect(meter.paid).toBe(100n)
+      // White box: the bytes written on the stream, past the hello, are ask lines of about 35 bytes.
+      const hello = encodeHello({ v: 1, requestId: pending.requestId }).length
+      const line = encodeAsk({ v: 1, ask: 100n, received: 99n }).length
+      const lines = (paying.stream.writeOffset - hello) / line
+      expect(lines).toBeLessThanOrEqual(Math.ceil(elapsed / 20) + 2)
+      expect(lines).toBeLessThan(50)
+    } finally {
+      meter.finish()
+      await pending.finish()
+    }
   })
 
   it('raises its ask by half a window or more at a time, so the payer pays several steps a packet (it raised the ask by one step on every step: in the bench, 1.2 packets a step)', async () => {

@@ -5,7 +5,7 @@ import { startTestnet, type Testnet } from '@cogpay/testnet'
 import { CloseCodes, NO_SUCH_CONNECTION, StreamIdsExhaustedError, type Connection, type MoneyStream, type StreamListener } from '@cogpay/stream'
 // The ILP packet helpers of the transport itself, to hand-build what a stranger would send.
 import { deserializeReply, serializePrepare } from '../packages/stream/src/ilp.ts'
-import { ourClient, ourListener, side, type Side } from './support/stream-peers.ts'
+import { ourClient, ourListener, side, type BtpPluginLike, type Side } from './support/stream-peers.ts'
 import { sleep, until } from './support/wait.ts'
 
 // Issue 10: @cogpay/stream's connections in both roles, over the real hub: money and data both
@@ -273,6 +273,45 @@ describe('@cogpay/stream connections', () => {
     const info = await client.whenClosed
     expect(info.message).toMatch(/idle/)
     await until(() => serverConnection === undefined || !serverConnection.isOpen, 2000)
+  })
+
+  it('a receive max raised in answer to the money, after an await, rides in the Fulfill: no Prepare of its own (a metered step cost two packets, a round trip more)', async () => {
+    let prepares = 0
+    const counting = (plugin: BtpPluginLike): BtpPluginLike => {
+      const send = plugin.sendData.bind(plugin)
+      plugin.sendData = (data: Buffer) => {
+        if (data[0] === 12) prepares++
+        return send(data)
+      }
+      return plugin
+    }
+    const a = await newSide()
+    const b = await side(testnet.uri(), counting)
+    sides.push(b)
+    const listener = ourListener(b)
+    let steps = 0
+    listener.on('connection', (connection) =>
+      connection.on('stream', (stream) => {
+        stream.setReceiveMax(1n)
+        // As a meter does: the next step is charged once this one is paid, after an await.
+        stream.on('money', () => {
+          void (async () => {
+            await null
+            await null
+            if (++steps < 20) stream.setReceiveMax(stream.totalReceived + 1n)
+          })()
+        })
+      }),
+    )
+    const { destinationAccount, sharedSecret } = listener.generateCredentials()
+    const client = ourClient(a, destinationAccount, sharedSecret)
+    const stream = client.createStream()
+    stream.setSendMax(1000n)
+    await client.open()
+    await until(() => stream.totalSent === 20n, 5000)
+    // The listener's side sent no Prepare for the 19 raises (a lazy close or two at most).
+    expect(prepares).toBeLessThanOrEqual(2)
+    client.destroy()
   })
 
   it("answers a packet of a connection it no longer has with a ConnectionClose, credits nothing and keeps no state (the client's packets were taken by a new connection that could never answer, and its requests waited out their timeouts)", async () => {

@@ -43,10 +43,10 @@ export async function side(uri: string, wrap?: (plugin: BtpPluginLike) => BtpPlu
   return { plugin, address: info.clientAddress, asset: { code: info.assetCode, scale: info.assetScale } }
 }
 
-/** Our listener on a side: every Prepare to the side's address goes to it. */
+/** Our listener on a side: every Prepare to the side's address goes to it (answered as cogpay's payer does). */
 export function ourListener(on: Side, options: Partial<ConnectionOptions> = {}): StreamListener {
   const listener = new StreamListener({ ...options, plugin: on.plugin, address: on.address, asset: on.asset })
-  on.plugin.registerDataHandler(async (data: Buffer) => listener.handleData(data))
+  on.plugin.registerDataHandler((data: Buffer) => listener.handleDataLater(data))
   return listener
 }
 
@@ -65,6 +65,6 @@ export function ourClient(
     destinationAccount,
     sharedSecret,
   })
-  from.plugin.registerDataHandler(async (data: Buffer) => connection.handleData(data))
+  from.plugin.registerDataHandler((data: Buffer) => connection.handleDataLater(data))
   return connection
 }

@@ -230,6 +230,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   #idleTimer: NodeJS.Timeout | undefined
   #closed: CloseInfo | undefined
   #connected = false
+  /** The answer last written to a Prepare that brought money, until answerLater takes it. */
+  #lastAnswer: { rebuild: () => Buffer; wakes: number; streams: MoneyStream[] } | undefined
+  /** Answers held by answerLater; while any is, packets wait (#heldSchedule: one is due). */
+  #holds = 0
+  #heldSchedule = false
   #whenConnected: Promise<void>
   #onConnected!: () => void
   #onConnectFailed!: (error: Error) => void
@@ -475,6 +480,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   // --- sending -------------------------------------------------------------------------------
 
   #schedule(): void {
+    if (this.#holds > 0) {
+      // An answer is held for what listeners change (answerLater): the packet waits for it.
+      this.#heldSchedule = true
+      return
+    }
     if (this.#scheduled || this.#closed) return
     this.#scheduled = true
     // A microtask, not a timer: frames from the same turn (a stream, its hello, its receive max)
@@ -970,6 +980,49 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   }
 
   /**
+   * Like {@link handleData}, for a plugin whose data handler may answer later: when the Prepare
+   * brought money, what its listeners do within the next few microtasks (a meter that charges
+   * its next step once this one is paid, after an `await`) rides in the answer, so a raise of a
+   * receive max goes back in the Fulfill instead of in a Prepare of its own, a round trip later.
+   * Never rejects.
+   */
+  handleDataLater(data: Buffer): Promise<Buffer> {
+    return this.answerLater(this.handleData(data))
+  }
+
+  /**
+   * Gives listeners of the money the answer just written took a few microtasks to raise their
+   * limits, and writes the answer again with them if they did. Only the answer written last
+   * (synchronously before this call) is held. @internal
+   */
+  async answerLater(answer: Buffer): Promise<Buffer> {
+    const open = this.#lastAnswer
+    this.#lastAnswer = undefined
+    if (!open) return answer
+    this.#holds++
+    try {
+      for (let turn = 0; turn < ANSWER_TURNS; turn++) await null
+    } finally {
+      this.#holds--
+    }
+    try {
+      if (this.#wakes !== open.wakes && !this.#closed) {
+        answer = open.rebuild()
+        // What the answer now says of its streams need not go in a Prepare as well.
+        for (const stream of open.streams) stream.dirty = false
+      }
+    } catch (error) {
+      // The answer written first stands.
+      surface(error)
+    }
+    if (this.#holds === 0 && this.#heldSchedule) {
+      this.#heldSchedule = false
+      this.#schedule()
+    }
+    return answer
+  }
+
+  /**
    * Answers a Prepare addressed to this connection (its owner routes them here), with the
    * serialized Fulfill or Reject. Synchronous; never throws. `F06` for bytes that are not a
    * STREAM packet under this key, `F99` with an encrypted reply for one it turns away, `R00`
@@ -1134,6 +1187,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
         // The answer written first stands.
       }
     }
+    // A later change by the listeners may still ride in it (answerLater).
+    this.#lastAnswer = { rebuild: reply, wakes: this.#wakes, streams: [...named.values()] }
     return answer
   }
 
@@ -1372,6 +1427,13 @@ export async function connect(options: ClientConnectionOptions): Promise<Connect
   await connection.open()
   return connection
 }
+
+/**
+ * Microtask turns an answer is held for its listeners (answerLater): a promise's continuation
+ * takes one, an async function's return one or two, so a meter's next charge after
+ * `await meter.charge()` is in well within it.
+ */
+const ANSWER_TURNS = 6
 
 /** A client connection that is not yet open: streams opened on it ride in its first packet. Call `open()` to send it. */
 export function createConnection(options: ClientConnectionOptions): Connection {

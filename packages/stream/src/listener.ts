@@ -93,6 +93,26 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
 
   /** Answers one serialized ILP Prepare (register this as the plugin's data handler). Never throws. */
   handleData(data: Buffer): Buffer {
+    this.#answered = undefined
+    return this.#handle(data)
+  }
+
+  /**
+   * Like {@link handleData}, and a raise the connection's listeners make in answer to the money
+   * rides in the reply (see `Connection.handleDataLater`). Never rejects.
+   */
+  handleDataLater(data: Buffer): Promise<Buffer> {
+    this.#answered = undefined
+    const answer = this.#handle(data)
+    const connection = this.#answered as Connection | undefined
+    this.#answered = undefined
+    return connection ? connection.answerLater(answer) : Promise.resolve(answer)
+  }
+
+  /** The connection that answered the packet being handled, if one did. */
+  #answered: Connection | undefined
+
+  #handle(data: Buffer): Buffer {
     const prepare = deserializePrepare(data)
     if (!prepare) return serializeReject('F01', this.address, 'expected an ILP Prepare')
     const rest = prepare.destination.startsWith(`${this.address}.`) ? prepare.destination.slice(this.address.length + 1) : ''
@@ -101,7 +121,10 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
     const open = this.#connections.get(token)
     if (open) {
       const answer = open.answer(prepare)
-      if (answer !== RESTART) return answer
+      if (answer !== RESTART) {
+        this.#answered = open
+        return answer
+      }
       // The client started again under the same credentials: its old connection is gone with it.
       // Dropped without a word: the new one may well have the old one's address.
       open.drop('the peer opened a new connection with these credentials')
@@ -141,7 +164,9 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
     })
     this.emit('connection', connection, token)
     const answer = connection.answer(prepare)
-    return answer === RESTART ? serializeReject('F99', this.address, '') : answer
+    if (answer === RESTART) return serializeReject('F99', this.address, '')
+    this.#answered = connection
+    return answer
   }
 
   /** Closes every connection now (each peer is told); no Prepare opens one afterwards (F02). */

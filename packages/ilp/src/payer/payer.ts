@@ -220,7 +220,7 @@ export class Payer extends EventEmitter<PayerEvents> {
         accept: (token) => this.#origins.originOf(token) !== undefined,
       })
       listener.on('connection', (connection, token) => this.#onConnection(connection, token))
-      this.plugin.registerDataHandler(async (data) => listener.handleData(data))
+      this.plugin.registerDataHandler((data) => listener.handleDataLater(data))
       this.#listener = listener
       this.#asset = { code: assetCode, scale: assetScale }
       return listener

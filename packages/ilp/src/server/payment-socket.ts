@@ -22,6 +22,9 @@ import type { Channel } from './uplink.js'
 /** Bytes of stream data a server leaves unsent before it stops adding ask lines. */
 const MAX_UNSENT_ASKS = 4096
 
+/** The least time between two ask lines on a stream: raises in between are written as one, the latest. */
+const ASK_LINE_MS = 20
+
 /** Options for {@link PaymentSocket.open}. */
 export interface PaymentSocketOptions {
   /** Give up connecting after this long. */
@@ -124,7 +127,7 @@ export class PaymentSocket {
       // A Prepare the payer never answers is given up after the uplink's own response timeout.
       packetTimeoutMs: 30_000,
     })
-    channel.registerDataHandler(async (data) => connection.handleData(data))
+    channel.registerDataHandler((data) => connection.handleDataLater(data))
     channel.peer = destinationAccount
     return new PaymentSocket(connection, channel, asset, destinationAccount, options.connectTimeoutMs)
   }
@@ -286,6 +289,9 @@ export class SocketStream implements PaymentStream {
   stopCode: string | undefined
   #closedByUs = false
   #asked = 0n
+  /** Set while an ask line went less than ASK_LINE_MS ago; #askDue: a later raise is to be written when it ends. */
+  #askTimer: NodeJS.Timeout | undefined
+  #askDue = false
 
   constructor(
     readonly stream: MoneyStream,
@@ -333,9 +339,33 @@ export class SocketStream implements PaymentStream {
     if (total <= this.#asked || this.#closedByUs) return
     this.#asked = total
     this.stream.setReceiveMax(total)
+    if (!this.announceAsks) return
+    // At most one ask line every ASK_LINE_MS, the latest ask: a fast meter's raises ride in the
+    // answers to the payer's money, and a line a step would cost a packet a step.
+    if (this.#askTimer) {
+      this.#askDue = true
+      return
+    }
+    this.#writeAsk()
+    this.#armAskTimer()
+  }
+
+  /** Holds later raises for ASK_LINE_MS; the one due then is written, and holds the next in turn. */
+  #armAskTimer(): void {
+    this.#askTimer = setTimeout(() => {
+      this.#askTimer = undefined
+      if (!this.#askDue) return
+      this.#writeAsk()
+      this.#armAskTimer()
+    }, ASK_LINE_MS)
+    this.#askTimer.unref()
+  }
+
+  #writeAsk(): void {
+    this.#askDue = false
     // Skipped while earlier lines wait to be sent (a payer that reads no data): bounded memory.
-    if (this.announceAsks && this.stream.isOpen && this.stream.writableLength < MAX_UNSENT_ASKS) {
-      this.stream.write(encodeAsk({ v: 1, ask: total, received: this.received }))
+    if (this.stream.isOpen && !this.#closedByUs && this.stream.writableLength < MAX_UNSENT_ASKS) {
+      this.stream.write(encodeAsk({ v: 1, ask: this.#asked, received: this.received }))
     }
   }
 
@@ -361,6 +391,9 @@ export class SocketStream implements PaymentStream {
    */
   close(final?: StreamFinal): void {
     if (this.#closedByUs) return
+    // The last ask goes before the final message.
+    clearTimeout(this.#askTimer)
+    if (this.#askDue) this.#writeAsk()
     this.#closedByUs = true
     this.stopCode = final?.code
     if (!this.stream.isOpen) return
