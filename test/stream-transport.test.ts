@@ -292,6 +292,7 @@ describe('@cogpay/stream connections', () => {
     let steps = 0
     listener.on('connection', (connection) =>
       connection.on('stream', (stream) => {
+        stream.holdAnswers = true
         stream.setReceiveMax(1n)
         // As a meter does: the next step is charged once this one is paid, after an await.
         stream.on('money', () => {

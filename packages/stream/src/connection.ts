@@ -981,7 +981,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
 
   /**
    * Like {@link handleData}, for a plugin whose data handler may answer later: when the Prepare
-   * brought money, what its listeners do within the next few microtasks (a meter that charges
+   * brought money to a stream that holds its answers (`MoneyStream.holdAnswers`), what its
+   * listeners do within the next few microtasks (a meter that charges
    * its next step once this one is paid, after an `await`) rides in the answer, so a raise of a
    * receive max goes back in the Fulfill instead of in a Prepare of its own, a round trip later.
    * Never rejects.
@@ -999,9 +1000,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     const open = this.#lastAnswer
     this.#lastAnswer = undefined
     if (!open) return answer
+    // Answered as soon as a listener raised something, else after ANSWER_TURNS.
     this.#holds++
     try {
-      for (let turn = 0; turn < ANSWER_TURNS; turn++) await null
+      for (let turn = 0; turn < ANSWER_TURNS && this.#wakes === open.wakes; turn++) await null
     } finally {
       this.#holds--
     }
@@ -1187,8 +1189,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
         // The answer written first stands.
       }
     }
-    // A later change by the listeners may still ride in it (answerLater).
-    this.#lastAnswer = { rebuild: reply, wakes: this.#wakes, streams: [...named.values()] }
+    // A later change by the listeners may still ride in it (answerLater), for a stream that asks.
+    if (credits.some(({ stream }) => stream.holdAnswers)) {
+      this.#lastAnswer = { rebuild: reply, wakes: this.#wakes, streams: [...named.values()] }
+    }
     return answer
   }
 

@@ -121,6 +121,13 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
   #closed: CloseInfo | undefined
   /** Our max money or max data changed and the peer should hear it. @internal */
   dirty = false
+  /**
+   * For a receiver that raises its receive max in answer to the money, a few microtasks later
+   * (a meter charging its next step after `await meter.charge()`): the answer to a Prepare that
+   * pays this stream waits for the raise and carries it, when the connection's Prepares are
+   * answered with `handleDataLater`. Off by default: an answer waits for nothing.
+   */
+  holdAnswers = false
   #flushWaiters: (() => void)[] = []
 
   /** @internal */

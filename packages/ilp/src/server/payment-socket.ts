@@ -178,6 +178,8 @@ export class PaymentSocket {
     // after the caller's next await, it would take a packet of its own).
     if (amount !== undefined) stream.setReceiveMax(amount)
     // A metered stream states each raise of its ask in a line; a fixed price said it in the hello.
+    // Its meter charges the next step once this one is paid: that raise rides in the Fulfill.
+    if (amount === undefined) stream.holdAnswers = true
     return new SocketStream(stream, this.asset, this, amount === undefined)
   }
 
