@@ -186,10 +186,31 @@ export function idempotencyScope(key: string, payment: PaymentHeaders): Promise<
   return sha256(`cogpay-idempotency\n${payment.address}\n${toBase64(payment.secret)}\n${key}`)
 }
 
-/** @internal SHA-256 of a text, base64 (Web Crypto: any runtime). */
+/**
+ * @internal SHA-256 of a text, base64: with the runtime's own synchronous hash where it has one
+ * (`process.getBuiltinModule('node:crypto')`: Node, Bun, Deno), else Web Crypto (any runtime).
+ * Web Crypto's digest is a job on Node's thread pool: two of them cost every paid request with an
+ * `Idempotency-Key` two trips through it (6 % of a paid server's CPU in the bench).
+ */
 export async function sha256(text: string): Promise<string> {
-  const digest = await globalThis.crypto.subtle.digest('SHA-256', new Uint8Array(utf8(text)))
+  const bytes = new Uint8Array(utf8(text))
+  const nodeHash = nodeCreateHash()
+  if (nodeHash) return toBase64(new Uint8Array(nodeHash('sha256').update(bytes).digest()))
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes)
   return toBase64(new Uint8Array(digest))
+}
+
+type CreateHash = (algorithm: string) => { update(data: Uint8Array): { digest(): Uint8Array } }
+let createHash: CreateHash | null | undefined
+
+/** node:crypto's createHash, when the runtime can hand it out without an import; else null. */
+function nodeCreateHash(): CreateHash | null {
+  if (createHash === undefined) {
+    const runtime = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
+    const crypto = runtime?.getBuiltinModule?.('node:crypto') as { createHash?: CreateHash } | undefined
+    createHash = typeof crypto?.createHash === 'function' ? crypto.createHash : null
+  }
+  return createHash
 }
 
 /** @internal Checks idempotency options; `false` turns it off. */

@@ -63,3 +63,19 @@ describe('MemoryIdempotencyStore', () => {
     expect(bySize.size).toBeGreaterThan(0)
   })
 })
+
+describe('sha256 (fingerprints and scopes of idempotency records)', () => {
+  it("hashes with the runtime's synchronous hash where there is one, to the same digest as Web Crypto (it went through Web Crypto, two thread-pool jobs per paid request)", async () => {
+    const { sha256 } = await import('../src/idempotency.ts')
+    for (const text of ['', 'abc', 'GET /paid?x=1\n', 'é'.repeat(1000)]) {
+      const web = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)))
+      expect(await sha256(text)).toBe(btoa(String.fromCharCode(...web)))
+    }
+    // Synchronous on Node: the digest is there before a thread-pool job could have come back.
+    let settled = false
+    void sha256('abc').then(() => (settled = true))
+    await Promise.resolve()
+    await Promise.resolve()
+    expect(settled).toBe(true)
+  })
+})
