@@ -339,10 +339,17 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
    * stream id since it was picked (`SocketFullError`), once more, on a new socket.
    */
   async #onSocket<T>(address: string, secret: Uint8Array, use: (socket: PaymentSocket) => T | Promise<T>): Promise<T> {
+    const socket = await this.#socketFor(address, secret)
     try {
-      return await use(await this.#socketFor(address, secret))
+      return await use(socket)
     } catch (err) {
       if (!(err instanceof SocketFullError)) throw err
+      // Until the payer's first answer brings its own limit, a socket may open only the streams
+      // STREAM allows by default (10): the rest wait for that answer, on the same socket.
+      if (!socket.connected && !socket.closed) {
+        await socket.opened
+        if (socket.hasRoom) return use(socket)
+      }
       return use(await this.#socketFor(address, secret))
     }
   }
@@ -366,7 +373,7 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     // A socket kept for its leases is the only one to this payer: use it while it has room.
     const pinned = this.#pinned.get(key)
     if (pinned && !pinned.closed) {
-      if (pinned.hasRoom) return pinned
+      if (pinned.hasRoom || !pinned.connected) return pinned
       throw new SocketFullError()
     }
     if (pinned) this.#pinned.delete(key)
@@ -374,7 +381,9 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
     // again: a concurrent request may already have put the replacement in its place.
     for (let kept = this.#sockets.get(key); kept; kept = this.#sockets.get(key)) {
       const socket = await kept.catch(() => undefined)
-      if (socket?.hasRoom && socket.streamsOpened < this.#options.maxStreamsPerSocket) return socket
+      // One still opening is used even when full: its room grows with the payer's first answer.
+      const usable = socket && (socket.hasRoom || (!socket.connected && !socket.closed))
+      if (usable && socket.streamsOpened < this.#options.maxStreamsPerSocket) return socket
       if (this.#sockets.get(key) === kept) this.#sockets.delete(key)
     }
     if (this.#opening >= this.#options.maxOpening) {
