@@ -514,6 +514,29 @@ describe('faults injected at the uplink', () => {
     }
   })
 
+  it("money in doubt on a request's first stream counts against its cap on a second one (a server that asked again for the same request was paid the cap again: 200 arrived for a cap of 100)", async () => {
+    const network = await faultyNetwork()
+    try {
+      const pending = await network.net.payer.expect('http://in-doubt-twice.test', PRICE)
+      // The Fulfill of the payment is lost on the client's uplink: the server has the price, the
+      // payer's uplink gives up after its response timeout, and the money is in doubt.
+      network.client.faults.set({ dropFulfill: { every: 1, times: 1 }, packets: 'money', direction: 'outgoing' })
+      const sockets = network.net.receiver.socketCount
+      expect((await network.net.receiver.collect({ payment: pending.headers, amount: PRICE })).paid).toBe(PRICE)
+      await until(() => network.net.payer.inDoubt >= PRICE, RESPONSE_TIMEOUT_MS + 2000)
+      // The payer's connection ended with it; once the server has heard, the same request is
+      // asked again, on a new socket and stream: nothing more may go.
+      await until(() => network.net.receiver.socketCount === sockets, 2000)
+      const again = await network.net.receiver.collect({ payment: pending.headers, amount: PRICE }).catch((err: unknown) => err)
+      expect((again as { code?: string }).code).toBe('COGPAY_CAP_TOO_LOW')
+      expect(arrived(network)).toBeLessThanOrEqual(PRICE + PRICE) // the warm-up request's price, and this one's once
+      expect(pending.spent).toBe(0n)
+      await pending.finish()
+    } finally {
+      await network.close()
+    }
+  })
+
   it('nothing is paid twice: under seeded mixed faults, the client never pays more than the price, and the server never counts a payment twice', async () => {
     const network = await faultyNetwork()
     try {

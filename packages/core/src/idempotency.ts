@@ -206,9 +206,13 @@ let createHash: CreateHash | null | undefined
 /** node:crypto's createHash, when the runtime can hand it out without an import; else null. */
 function nodeCreateHash(): CreateHash | null {
   if (createHash === undefined) {
-    const runtime = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
-    const crypto = runtime?.getBuiltinModule?.('node:crypto') as { createHash?: CreateHash } | undefined
-    createHash = typeof crypto?.createHash === 'function' ? crypto.createHash : null
+    try {
+      const runtime = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
+      const crypto = runtime?.getBuiltinModule?.('node:crypto') as { createHash?: CreateHash } | undefined
+      createHash = typeof crypto?.createHash === 'function' ? crypto.createHash : null
+    } catch {
+      createHash = null
+    }
   }
   return createHash
 }

@@ -36,8 +36,9 @@ export function payUnderCap(pending: Pending, stream: MoneyStream, asked: bigint
     return refuseStream(stream, CloseReasons.revoked)
   }
   // The host's rate cap, if any, bounds a request too: its share is fixed when it starts.
-  // What this request may still pay: its cap, less what it paid on earlier streams and did not get back.
-  const net = pending.spent - pending.refunded
+  // What this request may still pay: its cap, less what it paid on earlier streams and did not
+  // get back, and less what they had in flight or in doubt (it may have arrived).
+  const net = pending.spent - pending.refunded + pending.earlierUnsettled
   const left = pending.maxSpend > net ? pending.maxSpend - net : 0n
   const rateBound = budget?.rate !== undefined && budget.available < left && budget.available < budget.left
   pending.reservation?.release()

@@ -111,8 +111,18 @@ export class Pending implements PendingPayment {
     })
   }
 
+  /**
+   * Money that earlier streams of this request had in flight or in doubt when a later one took
+   * over: it may have arrived, so it counts against the cap (see payUnderCap). Read when the next
+   * stream is matched; money of it that settles later is counted in `spent` as well, so the cap
+   * errs on the safe side.
+   */
+  earlierUnsettled = 0n
+
   /** Called when this request's payment stream is matched. */
   attached(stream: MoneyStream): void {
+    const earlier = this.stream
+    if (earlier && earlier !== stream) this.earlierUnsettled += earlier.inFlight + earlier.inDoubt
     this.stream = stream
     this.#events.emit('stream')
   }
@@ -184,8 +194,12 @@ export class Pending implements PendingPayment {
   #letGoOfStream(): void {
     const stream = this.stream
     if (!stream) return
+    // Only once nothing is in flight: money in flight settles later (into `spent`, or not at
+    // all), and a snapshot of it would be counted twice. A stream that closed with money in
+    // flight is kept (read live), which is rare.
     const drop = () => {
-      this.#unsettled = stream.inFlight + stream.inDoubt
+      if (stream.inFlight !== 0n || this.stream !== stream) return
+      this.#unsettled = stream.inDoubt
       this.stream = undefined
     }
     if (stream.isOpen) stream.once('close', drop)

@@ -335,22 +335,30 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
   }
 
   /**
-   * Runs `use` on the payer's socket (reused or new). When another request took the socket's last
-   * stream id since it was picked (`SocketFullError`), once more, on a new socket.
+   * Runs `use` on the payer's socket (reused or new). When the socket has no room for another
+   * stream (`SocketFullError`): on one still opening, once the payer's first answer has raised its
+   * limit; else, or if still full, once more on the socket kept then (a new one if need be).
    */
   async #onSocket<T>(address: string, secret: Uint8Array, use: (socket: PaymentSocket) => T | Promise<T>): Promise<T> {
-    const socket = await this.#socketFor(address, secret)
-    try {
-      return await use(socket)
-    } catch (err) {
-      if (!(err instanceof SocketFullError)) throw err
-      // Until the payer's first answer brings its own limit, a socket may open only the streams
-      // STREAM allows by default (10): the rest wait for that answer, on the same socket.
-      if (!socket.connected && !socket.closed) {
-        await socket.opened
-        if (socket.hasRoom) return use(socket)
+    for (let attempt = 1; ; attempt++) {
+      const socket = await this.#socketFor(address, secret)
+      try {
+        return await use(socket)
+      } catch (err) {
+        if (!(err instanceof SocketFullError)) throw err
+        // Until the payer's first answer brings its own limit, a socket may open only the streams
+        // STREAM allows by default (10): the rest wait for that answer, on the same socket.
+        if (!socket.connected && !socket.closed) {
+          await socket.opened
+          try {
+            if (socket.hasRoom) return await use(socket)
+          } catch (again) {
+            if (!(again instanceof SocketFullError)) throw again
+          }
+        }
+        // Full: once more, on whatever socket is kept for the payer now (a new one if need be).
+        if (attempt === 2) throw err
       }
-      return use(await this.#socketFor(address, secret))
     }
   }
 

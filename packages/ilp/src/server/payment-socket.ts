@@ -59,7 +59,6 @@ export class PaymentSocket {
   #closed = false
   #retiring = false
   #connected = false
-  #stale = false
   readonly #opened: Promise<void>
   #startClock!: () => void
   readonly #whenClosed: Promise<void>
@@ -77,7 +76,6 @@ export class PaymentSocket {
   ) {
     this.#whenClosed = connection.whenClosed.then((info) => {
       this.#closed = true
-      this.#stale = info.byPeer && info.message === NO_SUCH_CONNECTION
       // The streams under way report a connection's failure as theirs.
       if (info.message) this.lastError ??= info.message
       void channel.disconnect()
@@ -147,7 +145,8 @@ export class PaymentSocket {
    * be tried again at once on a new socket.
    */
   get stale(): boolean {
-    return this.#stale
+    const info = this.connection.closeInfo
+    return info !== undefined && info.byPeer && info.message === NO_SUCH_CONNECTION
   }
 
   /** True once the payer has answered this socket's first packet. */
@@ -464,11 +463,14 @@ export function waitForTotal(paying: SocketStream, options: SocketCollectOptions
     const timer = setTimeout(
       () =>
         settle(
-          new CogpayError(
-            ErrorCodes.PAYMENT_TIMEOUT,
-            `the payer did not pay within ${options.timeoutMs} ms: price=${options.amount} received=${paying.received}`,
-            { status: 402 },
-          ),
+          // A socket the payer never answered: it is unreachable, whichever clock ran out first.
+          paying.socket && !paying.socket.connected
+            ? unreachable('the payer', `no answer within ${options.timeoutMs} ms`)
+            : new CogpayError(
+                ErrorCodes.PAYMENT_TIMEOUT,
+                `the payer did not pay within ${options.timeoutMs} ms: price=${options.amount} received=${paying.received}`,
+                { status: 402 },
+              ),
         ),
       options.timeoutMs,
     )
