@@ -1074,16 +1074,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       return RESTART
     }
     if (this.#prepares++ === 0) this.#openingCondition = Buffer.from(prepare.executionCondition)
-    const respond = (frames: Frame[], accept: Buffer | undefined, code = 'F99'): Buffer => {
-      const packet: StreamPacket = {
-        ilpPacketType: accept ? IlpPacketTypes.Fulfill : IlpPacketTypes.Reject,
-        sequence: request.sequence,
-        prepareAmount: prepare.amount > MAX_U64 ? MAX_U64 : prepare.amount,
-        frames: fitFrames(frames, FRAMES_ROOM),
-      }
-      const data = Buffer.from(encryptPacket(this.#keys.encryptionKey, packet))
-      return accept ? serializeFulfill(accept, data) : serializeReject(code, this.sourceAccount, '', data)
-    }
+    const respond = (frames: Frame[], accept: Buffer | undefined, code = 'F99'): Buffer =>
+      streamReply(this.#keys.encryptionKey, prepare, request.sequence, fitFrames(frames, FRAMES_ROOM), this.sourceAccount, accept, code)
     if (this.#closed) {
       return respond([{ type: 'ConnectionClose', errorCode: CloseCodes.NoError, errorMessage: '' }], undefined)
     }
@@ -1430,6 +1422,29 @@ export async function connect(options: ClientConnectionOptions): Promise<Connect
   const connection = new Connection({ ...options, role: 'client' })
   await connection.open()
   return connection
+}
+
+/**
+ * The answer to `prepare`, the STREAM packet of `sequence`: a Fulfill with `fulfillment`, else a
+ * Reject with `code` from `triggeredBy`, carrying `frames` encrypted. @internal
+ */
+export function streamReply(
+  encryptionKey: Uint8Array,
+  prepare: IlpPrepare,
+  sequence: bigint,
+  frames: Frame[],
+  triggeredBy: string,
+  fulfillment?: Buffer,
+  code = 'F99',
+): Buffer {
+  const packet: StreamPacket = {
+    ilpPacketType: fulfillment ? IlpPacketTypes.Fulfill : IlpPacketTypes.Reject,
+    sequence,
+    prepareAmount: prepare.amount > MAX_U64 ? MAX_U64 : prepare.amount,
+    frames,
+  }
+  const data = Buffer.from(encryptPacket(encryptionKey, packet))
+  return fulfillment ? serializeFulfill(fulfillment, data) : serializeReject(code, triggeredBy, '', data)
 }
 
 /**

@@ -1,12 +1,10 @@
 import { Buffer } from 'node:buffer'
 import { createHmac, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { Connection, RESTART, checkConnectionOptions, type ConnectionOptions, type StreamAsset } from './connection.js'
+import { Connection, RESTART, checkConnectionOptions, streamReply, type ConnectionOptions, type StreamAsset } from './connection.js'
 import { CloseCodes } from './close-codes.js'
-import { decryptPacket, deriveKeys, encryptPacket } from './crypto.js'
+import { decryptPacket, deriveKeys } from './crypto.js'
 import { deserializePrepare, serializeReject, type DataPlugin } from './ilp.js'
-import { IlpPacketTypes } from './packet.js'
-import { MAX_U64 } from './oer.js'
 
 /** Options of a {@link StreamListener}. */
 export interface ListenerOptions extends Omit<ConnectionOptions, 'sharedSecret' | 'sourceAccount' | 'asset' | 'plugin'> {
@@ -93,8 +91,7 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
 
   /** Answers one serialized ILP Prepare (register this as the plugin's data handler). Never throws. */
   handleData(data: Buffer): Buffer {
-    this.#answered = undefined
-    return this.#handle(data)
+    return this.#handle(data)[0]
   }
 
   /**
@@ -102,39 +99,31 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
    * rides in the reply (see `Connection.handleDataLater`). Never rejects.
    */
   handleDataLater(data: Buffer): Promise<Buffer> {
-    this.#answered = undefined
-    const answer = this.#handle(data)
-    const connection = this.#answered as Connection | undefined
-    this.#answered = undefined
+    const [answer, connection] = this.#handle(data)
     return connection ? connection.answerLater(answer) : Promise.resolve(answer)
   }
 
-  /** The connection that answered the packet being handled, if one did. */
-  #answered: Connection | undefined
-
-  #handle(data: Buffer): Buffer {
+  /** The answer to a Prepare, and the connection that gave it, if one did. */
+  #handle(data: Buffer): [Buffer, Connection | undefined] {
     const prepare = deserializePrepare(data)
-    if (!prepare) return serializeReject('F01', this.address, 'expected an ILP Prepare')
+    if (!prepare) return [serializeReject('F01', this.address, 'expected an ILP Prepare'), undefined]
     const rest = prepare.destination.startsWith(`${this.address}.`) ? prepare.destination.slice(this.address.length + 1) : ''
     const token = rest.split('.', 1)[0] ?? ''
-    if (!token || this.#closed) return serializeReject('F02', this.address, 'no connection at this address')
+    if (!token || this.#closed) return [serializeReject('F02', this.address, 'no connection at this address'), undefined]
     const open = this.#connections.get(token)
     if (open) {
       const answer = open.answer(prepare)
-      if (answer !== RESTART) {
-        this.#answered = open
-        return answer
-      }
+      if (answer !== RESTART) return [answer, open]
       // The client started again under the same credentials: its old connection is gone with it.
       // Dropped without a word: the new one may well have the old one's address.
       open.drop('the peer opened a new connection with these credentials')
     }
-    if (this.#options.accept && !this.#options.accept(token)) return serializeReject('F02', this.address, 'no connection at this address')
+    if (this.#options.accept && !this.#options.accept(token)) return [serializeReject('F02', this.address, 'no connection at this address'), undefined]
     const sharedSecret = this.#secretFor(token)
     // Decrypt before anything is kept: garbage and strangers leave no state behind.
     const { encryptionKey } = deriveKeys(sharedSecret)
     const decoded = decryptPacket(encryptionKey, prepare.data)
-    if (decoded.type !== 'valid') return serializeReject('F06', this.address, '')
+    if (decoded.type !== 'valid') return [serializeReject('F06', this.address, ''), undefined]
     // A client names itself (ConnectionNewAddress) in every packet until it has been answered, so
     // a packet past the first that does not is the tail of a connection that ended here (closed,
     // idle, or its close lost): this side could never answer it with a packet of its own. Say the
@@ -142,13 +131,8 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
     // rather than waiting out its timeouts on a peer that cannot reach it.
     const request = decoded.packet
     if (request.sequence > 1n && !request.frames.some((frame) => frame.type === 'ConnectionNewAddress')) {
-      const reply = encryptPacket(encryptionKey, {
-        ilpPacketType: IlpPacketTypes.Reject,
-        sequence: request.sequence,
-        prepareAmount: prepare.amount > MAX_U64 ? MAX_U64 : prepare.amount,
-        frames: [{ type: 'ConnectionClose', errorCode: CloseCodes.ProtocolViolation, errorMessage: NO_SUCH_CONNECTION }],
-      })
-      return serializeReject('F99', this.address, '', Buffer.from(reply))
+      const close = { type: 'ConnectionClose', errorCode: CloseCodes.ProtocolViolation, errorMessage: NO_SUCH_CONNECTION } as const
+      return [streamReply(encryptionKey, prepare, request.sequence, [close], this.address), undefined]
     }
     const connection = new Connection({
       ...this.#options,
@@ -164,9 +148,7 @@ export class StreamListener extends EventEmitter<ListenerEvents> {
     })
     this.emit('connection', connection, token)
     const answer = connection.answer(prepare)
-    if (answer === RESTART) return serializeReject('F99', this.address, '')
-    this.#answered = connection
-    return answer
+    return answer === RESTART ? [serializeReject('F99', this.address, ''), undefined] : [answer, connection]
   }
 
   /** Closes every connection now (each peer is told); no Prepare opens one afterwards (F02). */

@@ -415,11 +415,9 @@ export class PaymentServer extends EventEmitter<PaymentServerEvents> implements 
       })
     })()
     // A socket counts as opening until the payer has answered its first packet (which carries
-    // the first request's hello), or it is gone.
-    void opening.then(
-      (socket) => Promise.race([socket.opened, socket.whenDead]).catch(() => {}).finally(() => this.#opening--),
-      () => this.#opening--,
-    )
+    // the first request's hello), or it failed to (`opened` rejects, at the latest on its connect
+    // timeout).
+    void opening.then((socket) => socket.opened).catch(() => {}).finally(() => this.#opening--)
     this.#sockets.set(key, opening)
     try {
       const socket = await opening

@@ -60,7 +60,6 @@ export class PaymentSocket {
   #retiring = false
   #connected = false
   readonly #opened: Promise<void>
-  #startClock!: () => void
   readonly #whenClosed: Promise<void>
   /** Why the connection failed, when it did (e.g. a reject from the network: the payer is gone). */
   lastError: string | undefined
@@ -81,16 +80,13 @@ export class PaymentSocket {
       void channel.disconnect()
     })
     this.whenDead = this.#whenClosed
-    let timer: NodeJS.Timeout | undefined
+    // A socket is made for a request that opens its first stream at once: the clock starts now.
+    const timer = setTimeout(() => {
+      this.lastError ??= `no answer within ${connectTimeoutMs} ms`
+      connection.destroy(this.lastError)
+    }, connectTimeoutMs)
+    timer.unref()
     this.#opened = new Promise<void>((resolve, reject) => {
-      // The clock starts with the first packet (the first stream), not with the socket.
-      this.#startClock = () => {
-        timer ??= setTimeout(() => {
-          this.lastError ??= `no answer within ${connectTimeoutMs} ms`
-          connection.destroy(this.lastError)
-        }, connectTimeoutMs)
-        timer.unref()
-      }
       connection.whenConnected.then(
         () => {
           clearTimeout(timer)
@@ -239,7 +235,6 @@ export class PaymentSocket {
   #createStream(): MoneyStream {
     if (!this.hasRoom) throw new SocketFullError()
     const stream = this.connection.createStream()
-    if (!this.#connected) this.#startClock()
     this.streamsOpened++
     this.active++
     stream.once('close', () => {
