@@ -80,6 +80,19 @@ describe('the packed tarballs', () => {
     console.log(`tarballs:\n  ${sizes.join('\n  ')}`)
   })
 
+  // A source file removed since an earlier build left its compiled output in dist/, and `files`
+  // shipped it: @cogpay/ilp carried three old workarounds that patched ilp-protocol-stream.
+  it('ship no compiled file whose source is gone (stale dist/ output of an earlier build)', async () => {
+    for (const tarball of tarballs) {
+      const files = (await run('tar', ['tzf', tarball], { cwd: dir })).stdout.trim().split('\n')
+      const sources = new Set(files.filter((file) => file.startsWith('package/src/')).map((file) => file.slice('package/src/'.length).replace(/\.[cm]?[jt]sx?$/, '')))
+      const orphans = files
+        .filter((file) => file.startsWith('package/dist/'))
+        .filter((file) => !sources.has(file.slice('package/dist/'.length).replace(/\.[cm]?js(\.map)?$|\.d\.[cm]?ts(\.map)?$/, '')))
+      expect(orphans, tarball).toEqual([])
+    }
+  })
+
   it('publint reports nothing for any package', async () => {
     for (const tarball of tarballs) {
       const { stdout, stderr } = await run(join(root, 'node_modules/.bin/publint'), ['run', '--strict', tarball], { cwd: dir })
