@@ -37,8 +37,9 @@
  *                      runs reuse them: bench/transport-tree.ts)
  *   BENCH_PHASES       comma-separated phases to run (default all: floor, warm, cold, throughput,
  *                      metered, leases, memory); the figures of the others are null
- *   BENCH_PROFILE=1    after the measured warm paid phase, one more pass under V8's profiler in
- *                      every process: bench/profiles/<transport>.<process>.cpuprofile (git-ignored;
+ *   BENCH_PROFILE=1    after the measured warm paid phase and the measured lease window, one more
+ *                      pass of each under V8's profiler in every process (not measured):
+ *                      bench/profiles/<transport>.<warm|leases>.<process>.cpuprofile (git-ignored;
  *                      bench/cpu-summary.ts summarises them)
  */
 import { mkdirSync } from 'node:fs'
@@ -195,6 +196,19 @@ async function measure(transport: TransportName, tree: TransportTree): Promise<T
       { name: 'server', handle: paidServer },
       ...loadgens.map((handle) => ({ name: handle.name, handle })),
     ]
+    /** Runs one more, unmeasured pass under V8's profiler in every process; returns the files. */
+    const profiled = async (name: string, pass: () => Promise<unknown>): Promise<string[]> => {
+      mkdirSync(profileDir, { recursive: true })
+      await Promise.all(everyone.map((p) => p.handle.profileStart()))
+      await pass()
+      return Promise.all(
+        everyone.map(async (p) => {
+          const file = `${profileDir}${transport}.${name}.${p.name}.cpuprofile`
+          await p.handle.profileStop(file)
+          return file
+        }),
+      )
+    }
 
     await phase('floor', 'floor (raw ILP round trips, unpaid HTTP)', async () => {
       const [receiverUri, senderUri] = await uris('floor', 2)
@@ -242,15 +256,8 @@ async function measure(transport: TransportName, tree: TransportTree): Promise<T
       run.cpuPaid = cpu
       run.packetsPerPaidRequest = (after.packets - before.packets) / Math.max(1, result.count + result.errors)
       if (settings.profile) {
-        mkdirSync(profileDir, { recursive: true })
-        await Promise.all(everyone.map((p) => p.handle.profileStart()))
-        await loadgen.call('warmPaidRun', { count: settings.profileRequests, maxMs: settings.warmPaid.maxMs }, settings.warmPaid.maxMs + slack)
-        run.profiles = await Promise.all(
-          everyone.map(async (p) => {
-            const file = `${profileDir}${transport}.${p.name}.cpuprofile`
-            await p.handle.profileStop(file)
-            return file
-          }),
+        run.profiles = await profiled('warm', () =>
+          loadgen.call('warmPaidRun', { count: settings.profileRequests, maxMs: settings.warmPaid.maxMs }, settings.warmPaid.maxMs + slack),
         )
       }
       await loadgen.call('warmPaidStop', undefined, 30_000)
@@ -351,6 +358,17 @@ async function measure(transport: TransportName, tree: TransportTree): Promise<T
             ),
           (w) => w.onTime + w.paidLate,
         )
+        if (settings.profile) {
+          // A second window, not measured: the profiler slows every process down.
+          const files = await profiled('leases', () =>
+            paidServer.call(
+              'leaseMeasure',
+              { settleMs: 0, windowMs: settings.leaseWindowMs, notOpened: settings.leases - opened },
+              settings.leaseWindowMs + slack,
+            ),
+          )
+          run.profiles = [...(run.profiles ?? []), ...files]
+        }
         const lease: LeaseResult = { opened, failed, openSeconds, heapKiBPerLease, window, cpu }
         if (firstError !== undefined) lease.firstError = firstError
         run.leases = lease
