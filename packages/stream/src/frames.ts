@@ -225,12 +225,15 @@ function writeContents(frame: Frame, out: OerWriter): void {
   }
 }
 
-/** Writes a frame: its type byte, then its contents as a VarOctetString. */
+/**
+ * Writes a frame: its type byte, then its contents as a VarOctetString, in place. A frame that
+ * does not encode throws with part of it written: the writer is then the caller's to discard.
+ */
 export function writeFrame(frame: Frame, out: OerWriter): void {
-  const contents = new OerWriter()
-  writeContents(frame, contents)
-  out.writeUInt8(FrameTypes[frame.type])
-  out.writeVarOctetString(contents.finish())
+  out.writeUInt8(FrameTypes[frame.type] ?? 0)
+  const mark = out.beginOctets()
+  writeContents(frame, out)
+  out.endOctets(mark)
 }
 
 /**

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import { StreamCodecError, StreamCodecErrorCodes } from './codec-error.js'
 
 /*
@@ -59,14 +60,27 @@ export class OerReader {
 
   private readVarUIntOrSaturate(field: string, saturate: boolean): bigint {
     const at = this.offset
-    const bytes = this.readVarOctetString(field)
-    if (bytes.length === 0) throw malformed(`${field}: VarUInt of length 0 at byte ${at}`)
-    if (bytes.length > 8) {
+    // In place (no view of the bytes): the commonest field of every packet.
+    const length = this.readLengthPrefix(field)
+    if (length > this.remaining) {
+      throw malformed(`${field}: length ${length} at byte ${this.offset} runs past the end (${this.remaining} bytes left)`)
+    }
+    const start = this.offset
+    this.offset += length
+    if (length === 0) throw malformed(`${field}: VarUInt of length 0 at byte ${at}`)
+    if (length > 8) {
       if (saturate) return MAX_U64
-      throw malformed(`${field}: VarUInt of ${bytes.length} bytes at byte ${at} does not fit a u64`)
+      throw malformed(`${field}: VarUInt of ${length} bytes at byte ${at} does not fit a u64`)
+    }
+    const bytes = this.bytes
+    // Six bytes fit a double exactly: most amounts, ids and offsets are read without a bigint per byte.
+    if (length <= 6) {
+      let small = 0
+      for (let i = start; i < start + length; i++) small = small * 256 + bytes[i]!
+      return BigInt(small)
     }
     let value = 0n
-    for (const byte of bytes) value = (value << 8n) | BigInt(byte)
+    for (let i = start; i < start + length; i++) value = (value << 8n) | BigInt(bytes[i]!)
     return value
   }
 
@@ -85,13 +99,20 @@ export class OerReader {
   }
 }
 
+/** Bytes a u32 takes, at least one. */
+function bytesOf(value: number): number {
+  return value < 0x100 ? 1 : value < 0x1_0000 ? 2 : value < 0x100_0000 ? 3 : 4
+}
+
 /** Writes OER fields into a growing byte array. */
 export class OerWriter {
   private bytes: Uint8Array
   private length = 0
 
   constructor(capacity = 64) {
-    this.bytes = new Uint8Array(capacity)
+    // A view of Node's pooled memory (below 4 KiB), not a backing store of its own per packet.
+    const pooled = Buffer.allocUnsafe(capacity)
+    this.bytes = new Uint8Array(pooled.buffer, pooled.byteOffset, capacity)
   }
 
   writeUInt8(value: number): void {
@@ -101,11 +122,42 @@ export class OerWriter {
 
   /** Writes `value` (already checked to be a u64) in the fewest bytes, at least one. */
   writeVarUInt(value: bigint): void {
-    let size = 1
-    while (size < 8 && value >> BigInt(8 * size) !== 0n) size++
+    // In two 32-bit halves, as numbers: no bigint shift per byte.
+    const high = value > 0xffff_ffffn ? Number(value >> 32n) : 0
+    const low = high === 0 ? Number(value) : Number(value & 0xffff_ffffn)
+    const size = high === 0 ? bytesOf(low) : 4 + bytesOf(high)
     this.reserve(1 + size)
-    this.bytes[this.length++] = size
-    for (let i = size - 1; i >= 0; i--) this.bytes[this.length++] = Number((value >> BigInt(8 * i)) & 0xffn)
+    const bytes = this.bytes
+    let at = this.length
+    bytes[at++] = size
+    if (high !== 0) for (let shift = 8 * (size - 5); shift >= 0; shift -= 8) bytes[at++] = (high >>> shift) & 0xff
+    for (let shift = 8 * (Math.min(size, 4) - 1); shift >= 0; shift -= 8) bytes[at++] = (low >>> shift) & 0xff
+    this.length = at
+  }
+
+  /**
+   * Starts a VarOctetString whose length is not known yet (the contents are written next, into
+   * this writer); {@link endOctets} with the mark returned writes its length prefix.
+   */
+  beginOctets(): number {
+    this.writeUInt8(0)
+    return this.length
+  }
+
+  /** Ends the VarOctetString begun at `mark`; its bytes move up when the prefix takes more than one byte. */
+  endOctets(mark: number): void {
+    const length = this.length - mark
+    if (length < 0x80) {
+      this.bytes[mark - 1] = length
+      return
+    }
+    let size = 1
+    while (length >= 2 ** (8 * size)) size++
+    this.reserve(size)
+    this.bytes.copyWithin(mark + size, mark, this.length)
+    this.bytes[mark - 1] = 0x80 | size
+    for (let i = 0; i < size; i++) this.bytes[mark + i] = Math.floor(length / 2 ** (8 * (size - 1 - i))) & 0xff
+    this.length += size
   }
 
   writeVarOctetString(value: Uint8Array): void {

@@ -1,5 +1,5 @@
 import { StreamCodecError, StreamCodecErrorCodes } from './codec-error.js'
-import { readFrame, writeFrame, type Frame } from './frames.js'
+import { frameSize, readFrame, writeFrame, type Frame } from './frames.js'
 import { MAX_U64, OerReader, OerWriter } from './oer.js'
 
 /** The STREAM version this codec speaks. */
@@ -40,6 +40,7 @@ const ILP_PACKET_TYPES = new Set<number>(Object.values(IlpPacketTypes))
 /**
  * Serializes a packet (unencrypted). Throws an INVALID_FIELD {@link StreamCodecError} naming the
  * field when a value does not fit its wire type (a negative or too large `bigint`, a scale over 255).
+ * The bytes are a view of Node's buffer pool, as `Buffer.allocUnsafe`'s are: copy them to keep them.
  */
 export function encodePacket(packet: StreamPacket): Uint8Array {
   if (!ILP_PACKET_TYPES.has(packet.ilpPacketType)) {
@@ -56,7 +57,10 @@ export function encodePacket(packet: StreamPacket): Uint8Array {
       throw new StreamCodecError(StreamCodecErrorCodes.INVALID_FIELD, `${field}=${String(value)} is not a u64 bigint (0 to ${MAX_U64})`)
     }
   }
-  const out = new OerWriter(64)
+  // Room for the whole packet at once (frameSize is an upper bound): the writer never grows.
+  let capacity = 32
+  for (const frame of packet.frames) capacity += frameSize(frame)
+  const out = new OerWriter(capacity)
   out.writeUInt8(STREAM_VERSION)
   out.writeUInt8(packet.ilpPacketType)
   out.writeVarUInt(packet.sequence)

@@ -11,6 +11,7 @@ import {
   encodePacket,
   encryptPacket,
   fulfillmentFor,
+  IlpPacketTypes,
   type Frame,
   type StreamPacket,
 } from '../src/index.ts'
@@ -113,6 +114,27 @@ describe(`interop with ilp-protocol-stream ${version}`, () => {
       }),
       { seed, numRuns: 500 },
     )
+  })
+
+  // Frames are written in place, their length prefix filled in after their contents: one that
+  // needs a prefix of two, three or four bytes moves its contents up.
+  it('serializes frames at every length-prefix size (contents of 127 to 70,000 bytes) to the same bytes as ilp-protocol-stream', () => {
+    for (const size of [0, 1, 107, 108, 127, 128, 235, 236, 255, 256, 65_515, 65_516, 70_000]) {
+      const data = new Uint8Array(size).map((_, i) => i % 251)
+      const ours: StreamPacket = {
+        ilpPacketType: IlpPacketTypes.Prepare,
+        sequence: 1n,
+        prepareAmount: 0n,
+        frames: [
+          { type: 'StreamData', streamId: 1n, offset: 0n, data },
+          { type: 'StreamMoney', streamId: 1n, shares: 1n },
+        ],
+      }
+      const bytes = encodePacket(ours)
+      expect(Buffer.from(bytes).toString('hex'), `${size} bytes of data`).toBe(theirPacket(ours)._serialize().toString('hex'))
+      const decoded = decodePacket(bytes)
+      expect(decoded.type === 'valid' && decoded.packet.frames.length).toBe(2)
+    }
   })
 
   it('writes packets that ilp-protocol-stream decrypts and parses to the same fields', async () => {
