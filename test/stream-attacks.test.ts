@@ -413,11 +413,13 @@ describe('receiver: a peer holding the secret', () => {
     }
     expect(peer.streams.size).toBe(0)
     expect(peer.connection()!.streamCount).toBe(0)
-    // Stream 1, then data at the largest offset: a flow control error on that stream only.
+    // Stream 1, then data at the largest offset: a flow control error, which closes the
+    // connection (RFC 29 §4.4.4).
     peer.send([maxMoney(1)])
+    const connection = peer.connection()!
     expect(() => peer.send([data(1, MAX_U64, Buffer.from('x'))])).not.toThrow()
     expect(peer.streams.get(1)!.isOpen).toBe(false)
-    expect(peer.connection()!.isOpen).toBe(true)
+    expect(connection.closeInfo).toMatchObject({ code: CloseCodes.FlowControlError, byPeer: false })
   })
 
   it('pins: shares that sum past 2^64-1 split the amount exactly, in bigint', () => {

@@ -71,6 +71,13 @@ export interface ConnectionOptions {
   readonly slippage?: string
   /** The longest wait before sending again after a temporary reject (T-family). Default 1,000 ms. */
   readonly maxRetryDelayMs?: number
+  /**
+   * Packets a connection carries each way (RFC 29 §5.1.3: both sides encrypt under one key, and
+   * AES-GCM is safe for so many). The connection closes (InternalError) before it would send a
+   * Prepare with this sequence number, its ConnectionClose the last it sends, and when the peer
+   * sends one. An integer from 3 to 2^31; default 2^31.
+   */
+  readonly packetLimit?: number
 }
 
 /** A client connection: it knows the peer's address and opens the connection. */
@@ -88,6 +95,11 @@ export interface ConnectionEvents {
   remoteStreamIdsBlocked: [maxStreamId: bigint]
   /** The peer wants to send more data than the connection allows (ConnectionDataBlocked). */
   remoteDataBlocked: [maxOffset: bigint]
+  /**
+   * DataBlocked, our side: bytes written on the open streams (`writeOffset`, in all) wait on the
+   * peer's ConnectionMaxData (`remoteMaxOffset`). Once per limit; the peer is told as well.
+   */
+  dataBlocked: [state: { readonly remoteMaxOffset: number; readonly writeOffset: number }]
 }
 
 /** The money, data and control one Prepare carries, remembered until it is answered. */
@@ -116,6 +128,10 @@ const STREAM_FRAMES_ROOM = 128
 const DATA_FRAME_OVERHEAD = 32
 /** Stream ids above this are refused (closed) before they become a `number`. */
 const MAX_STREAM_ID = BigInt(Number.MAX_SAFE_INTEGER)
+/** The ConnectionMaxData a sender assumes until the receiver says (ilp-protocol-stream's: two ILP packets of data). */
+const ASSUMED_MAX_DATA = 65_534
+/** The most packets a connection carries each way (RFC 29 §5.1.3). */
+const MAX_PACKETS = 2 ** 31
 /** Close messages we send are cut to this many characters, so a close always fits a packet. */
 const MAX_CLOSE_MESSAGE = 1_000
 const FIRST_RETRY_DELAY_MS = 50
@@ -159,6 +175,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   readonly #window: number
   readonly #maxRemoteStreams: number
   readonly #maxRetryDelayMs: number
+  /** The sequence of the last Prepare this side may send (its ConnectionClose), and the highest it accepts. */
+  readonly #lastSequence: bigint
   readonly #configuredMinRate: ExchangeRate | undefined
   readonly #slippage: ExchangeRate
   #destination: string | undefined
@@ -207,10 +225,16 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   #retryDelay = 0
   #retryTimer: NodeJS.Timeout | undefined
   #fruitless = 0
-  #remoteMaxData = 65_534
+  #remoteMaxData = ASSUMED_MAX_DATA
+  /** A ConnectionDataBlocked went for this `#remoteMaxData` (once per limit). */
+  #dataBlockedAt = -1
   #openSentBytes = 0
   /** Bytes the open streams have handed on (ConnectionMaxData counts them). */
   #readOpen = 0
+  /** The peer's bytes on the open streams (each up to the furthest it sent): held to `#maxData`. */
+  #receivedOpen = 0
+  /** The highest ConnectionMaxData this side advertised, and never less than a sender assumes: it never falls (RFC 29 §4.4.4). */
+  #maxData = ASSUMED_MAX_DATA
   /** Why the last Prepare that got no answer got none (the plugin's error). */
   #lossReason: string | undefined
   /** Prepares from the peer that decrypted. */
@@ -256,6 +280,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.#maxRemoteStreams = positive(options.maxRemoteStreams ?? 100, 'maxRemoteStreams')
     this.streamWindow = positive(options.streamWindow ?? 16_384, 'streamWindow')
     this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000
+    this.#lastSequence = BigInt(packetLimit(options.packetLimit ?? MAX_PACKETS)) - 1n
     this.#configuredMinRate = options.minExchangeRate === undefined ? undefined : exchangeRate(options.minExchangeRate)
     this.#slippage = exchangeRate(options.slippage ?? '0.01')
     if (this.#slippage.numerator >= this.#slippage.denominator) throw new RangeError('slippage must be below 1')
@@ -376,6 +401,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.#wanting.delete(stream)
     this.#openSentBytes -= stream.sentOffset
     this.#readOpen -= stream.readOffset
+    this.#receivedOpen -= stream.receivedOffset
     const info = stream.closeInfo
     // Closed now: an id up to the highest the peer opened, neither open nor skipped.
     if (this.#isRemoteId(stream.id)) this.#remoteStreamsClosed++
@@ -438,17 +464,36 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     return { type: 'ConnectionMaxStreamId', maxStreamId: BigInt(this.#maxRemoteStreamId) }
   }
 
+  #maxDataFrame(): Frame {
+    return { type: 'ConnectionMaxData', maxOffset: BigInt(this.#maxDataNow()) }
+  }
+
   /**
    * The connection's data limit as ilp-protocol-stream counts it: bytes handed on by the streams
-   * still open, plus room for a window on each (kept as a running total: no walk over the streams).
+   * still open, plus room for a window on each (kept as a running total: no walk over the streams);
+   * never less than before, nor than the 65,534 bytes a sender assumes.
    */
-  #maxDataFrame(): Frame {
-    return { type: 'ConnectionMaxData', maxOffset: BigInt(this.#readOpen + this.streamWindow * Math.max(4, this.#streams.size + 1)) }
+  #maxDataNow(): number {
+    const now = this.#readOpen + this.streamWindow * Math.max(4, this.#streams.size + 1)
+    if (now > this.#maxData) this.#maxData = now
+    return this.#maxData
   }
 
   /** @internal */
   delivered(bytes: number): void {
     this.#readOpen += bytes
+  }
+
+  /** @internal */
+  received(bytes: number): void {
+    this.#receivedOpen += bytes
+  }
+
+  /** What the open streams want to send in all (a ConnectionDataBlocked says it). */
+  #written(): number {
+    let total = 0
+    for (const stream of this.#streams.values()) total += stream.writeOffset
+    return total
   }
 
   // --- connecting ----------------------------------------------------------------------------
@@ -506,11 +551,18 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       return
     }
     while (this.#inFlight < this.#window && !this.#closed) {
+      if (this.#sequence >= this.#lastSequence) return this.#packetsSpent()
       const outgoing = this.#load()
       if (!outgoing) break
       this.#inFlight++
       void this.#send(outgoing)
     }
+  }
+
+  /** Only the last sequence is left: the connection closes, its ConnectionClose taking it (RFC 29 §5.1.3). */
+  #packetsSpent(): void {
+    const message = `sent ${this.#sequence - 1n} packets, and a connection sends fewer than ${this.#lastSequence + 1n} (RFC 29 §5.1.3)`
+    this.#close({ code: CloseCodes.InternalError, message, byPeer: false }, true)
   }
 
   /** True once money may leave: the peer's asset and the rate are known, and the rate is above the minimum. */
@@ -552,7 +604,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     const frames: Frame[] = []
     // What frames may still take of the packet (ILP data is at most 32,767 bytes).
     let space = FRAMES_ROOM
-    /** StreamMoneyBlocked frames of this load: they wait for a later packet (see below). */
+    /** StreamMoneyBlocked and DataBlocked frames of this load: they wait for a later packet (see below). */
     const blockedFrames: Frame[] = []
     const add = (frame: Frame): void => {
       frames.push(frame)
@@ -639,6 +691,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
         dataRoom -= stream.sentOffset - before
         data.push({ stream, segment })
         add({ type: 'StreamData', streamId: BigInt(stream.id), offset: BigInt(segment.offset), data: segment.data })
+      }
+      if (stream.hasData && space - CONTROL_ROOM > DATA_FRAME_OVERHEAD) {
+        // Bytes wait on the peer's limits: it hears so once per limit, in the next packet that
+        // goes anyway, as for money (RFC 29 §4.4.4).
+        if (stream.dataBlocked()) blockedFrames.push({ type: 'StreamDataBlocked', streamId: BigInt(stream.id), maxOffset: BigInt(stream.writeOffset) })
+        if (dataRoom <= 0 && this.#dataBlockedAt !== this.#remoteMaxData) {
+          this.#dataBlockedAt = this.#remoteMaxData
+          const written = this.#written()
+          blockedFrames.push({ type: 'ConnectionDataBlocked', maxOffset: BigInt(written) })
+          this.emit('dataBlocked', { remoteMaxOffset: this.#remoteMaxData, writeOffset: written })
+        }
       }
       if (stream.hasData && (space - CONTROL_ROOM <= DATA_FRAME_OVERHEAD || dataRoom <= 0)) busy = true
       if (!busy) this.#wanting.delete(stream)
@@ -951,6 +1014,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     | { type: 'final'; message: string }
     | { type: 'none' }
   > {
+    if (this.#sequence >= this.#lastSequence) {
+      this.#packetsSpent()
+      return { type: 'none' }
+    }
     const sequence = this.#sequence++
     const outgoing = unfulfillable(this.#peerKnowsUs ? [] : this.#nameFrames(), amount)
     const reply = await this.#exchange(sequence, outgoing)
@@ -1079,6 +1146,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     if (this.#closed) {
       return respond([{ type: 'ConnectionClose', errorCode: CloseCodes.NoError, errorMessage: '' }], undefined)
     }
+    if (request.sequence > this.#lastSequence) {
+      const message = `the peer sent packet ${request.sequence}, and a connection carries fewer than ${this.#lastSequence + 1n} (RFC 29 §5.1.3)`
+      this.#close({ code: CloseCodes.InternalError, message, byPeer: false }, true)
+      return respond([{ type: 'ConnectionClose', errorCode: CloseCodes.InternalError, errorMessage: message }], undefined)
+    }
     this.#bumpIdle()
     const replyFrames: Frame[] = []
     let refuse = false
@@ -1095,7 +1167,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       } else if (stream) named.set(stream.id, stream)
     }
     this.#handleFrames(request.frames, true, replyFrames)
-    if (this.#closed) return respond(replyFrames, undefined)
+    // (Read through the getter: handling the frames may have closed the connection.)
+    const info = this.closeInfo
+    if (info) {
+      // Closed by this side for what the packet did (a flow control error): the reply says why.
+      if (!info.byPeer) replyFrames.push({ type: 'ConnectionClose', errorCode: info.code, errorMessage: brief(info.message) })
+      return respond(replyFrames, undefined)
+    }
     // Money
     const amount = prepare.amount
     let accept: Buffer | undefined
@@ -1287,8 +1365,20 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
           break
         case 'StreamData': {
           const stream = this.#stream(frame.streamId)
-          if (stream && !stream.pushData(frame.offset, frame.data)) {
-            stream.destroy(`flow control: bytes up to ${frame.offset + BigInt(frame.data.length)} past the max offset ${stream.maxIncomingOffset}`)
+          if (!stream) break
+          if (!stream.pushData(frame.offset, frame.data)) {
+            // RFC 29 §4.4.4: a sender past a stream's advertised limit loses the connection (its
+            // Prepare is turned away, and nothing in it is credited).
+            const message = `flow control: stream ${stream.id} got bytes up to ${frame.offset + BigInt(frame.data.length)}, past its max offset ${stream.maxIncomingOffset}`
+            this.#close({ code: CloseCodes.FlowControlError, message, byPeer: false }, true)
+            return
+          }
+          // Bytes handed on raise the limit as much as they count: only bytes held out of order
+          // can pass it (RFC 29 §4.5).
+          if (this.#receivedOpen > this.#maxData && this.#receivedOpen > this.#maxDataNow()) {
+            const message = `flow control: ${this.#receivedOpen} bytes on the open streams, past the connection's max data ${this.#maxData}`
+            this.#close({ code: CloseCodes.FlowControlError, message, byPeer: false }, true)
+            return
           }
           break
         }
@@ -1298,8 +1388,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
         case 'StreamDataBlocked':
           this.#stream(frame.streamId)?.emit('remoteDataBlocked', { maxOffset: frame.maxOffset })
           break
+        case 'StreamReceipt':
+          this.#stream(frame.streamId)?.remoteReceipt(frame.receipt)
+          break
         default:
-          // StreamMoney is handled with the amount; StreamReceipt is for the application.
+          // StreamMoney is handled with the amount.
           break
       }
     }
@@ -1367,7 +1460,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     for (const stream of [...this.#streams.values()]) stream.connectionClosed(info)
     this.#streams.clear()
     if (!this.#connected) this.#onConnectFailed(new ConnectionClosedError(info))
-    if (tellPeer && this.#destination !== undefined && this.#peerKnowsUs) {
+    // The last sequence is kept for this close (RFC 29 §5.1.3).
+    if (tellPeer && this.#destination !== undefined && this.#peerKnowsUs && this.#sequence <= this.#lastSequence) {
       const outgoing = unfulfillable([{ type: 'ConnectionClose', errorCode: info.code, errorMessage: brief(info.message) }], 0n)
       void this.#exchange(this.#sequence++, outgoing).catch(() => {})
     }
@@ -1384,6 +1478,7 @@ export function checkConnectionOptions(options: Omit<ConnectionOptions, 'plugin'
   positive(options.maxPacketsInFlight ?? 16, 'maxPacketsInFlight')
   positive(options.maxRemoteStreams ?? 100, 'maxRemoteStreams')
   positive(options.streamWindow ?? 16_384, 'streamWindow')
+  packetLimit(options.packetLimit ?? MAX_PACKETS)
   if (options.minExchangeRate !== undefined) exchangeRate(options.minExchangeRate)
   const slippage = exchangeRate(options.slippage ?? '0.01')
   if (slippage.numerator >= slippage.denominator) throw new RangeError('slippage must be below 1')
@@ -1509,6 +1604,11 @@ function min(a: bigint, b: bigint): bigint {
 
 function positive(value: number, name: string): number {
   if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`)
+  return value
+}
+
+function packetLimit(value: number): number {
+  if (!Number.isSafeInteger(value) || value < 3 || value > MAX_PACKETS) throw new RangeError(`packetLimit must be an integer from 3 to 2^31, got ${value}`)
   return value
 }
 

@@ -46,6 +46,8 @@ export interface MoneyStreamEvents {
   dataBlocked: [state: { readonly remoteMaxOffset: number; readonly writeOffset: number }]
   /** DataBlocked, the peer's side: it wants to send past our max offset (a StreamDataBlocked frame). */
   remoteDataBlocked: [state: { readonly maxOffset: bigint }]
+  /** The peer sent a StreamReceipt (RFC 39) for this stream: its bytes, as {@link MoneyStream.receipt} now holds them. */
+  receipt: [receipt: Buffer]
   /** Money could not be sent: the exchange rate fell below the minimum, or the path carries nothing. */
   moneyError: [message: string]
 }
@@ -62,6 +64,8 @@ export interface StreamOwner {
   wake(stream: MoneyStream): void
   /** The stream handed on `bytes` of the peer's data (the connection's data limit counts them). */
   delivered(bytes: number): void
+  /** The peer's data on the stream reached `bytes` further (the connection's data limit holds them). */
+  received(bytes: number): void
   /** The stream closed: free its id and forget it. */
   release(stream: MoneyStream): void
   /** Bytes each stream may hold out of order (its receive window). */
@@ -105,6 +109,8 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
   sentOffset = 0
   // Data in
   #readOffset = 0
+  /** The end of the furthest byte the peer sent (handed on or held). */
+  #receivedEnd = 0
   /**
    * Bytes that arrived ahead of `#readOffset`, each at its offset modulo the length: a ring as
    * long as the most the stream accepts ahead (see `#earlyCapacity`), so whatever a peer sends,
@@ -115,6 +121,7 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
   /** The end of the furthest byte held early. */
   #earlyEnd = 0
   #advertisedMaxOffset = 0
+  #receipt: Buffer | undefined
   // Lifecycle
   #ending = false
   #remoteClosed = false
@@ -388,8 +395,7 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
 
   /**
    * Takes up to `maxBytes` to send, within the peer's max offset and, for bytes never sent
-   * before, `newBytesRoom` (the connection's limit). Returns undefined when none fits (and
-   * reports DataBlocked once per max offset). @internal
+   * before, `newBytesRoom` (the connection's limit). Returns undefined when none fits. @internal
    */
   takeData(maxBytes: number, newBytesRoom: number): DataSegment | undefined {
     const first = this.#pending[0]
@@ -398,13 +404,7 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     maxBytes = Math.min(maxBytes, Math.max(0, this.sentOffset - first.offset) + Math.max(0, newBytesRoom))
     if (maxBytes <= 0) return undefined
     const room = this.#remoteMaxOffset - first.offset
-    if (room <= 0) {
-      if (this.#dataBlockedAt !== this.#remoteMaxOffset) {
-        this.#dataBlockedAt = this.#remoteMaxOffset
-        this.emit('dataBlocked', { remoteMaxOffset: this.#remoteMaxOffset, writeOffset: this.#writeOffset })
-      }
-      return undefined
-    }
+    if (room <= 0) return undefined
     const size = Math.min(maxBytes, room, first.data.length)
     let segment: DataSegment
     if (size === first.data.length) {
@@ -417,6 +417,18 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     const end = segment.offset + segment.data.length
     if (end > this.sentOffset) this.sentOffset = end
     return segment
+  }
+
+  /**
+   * Called by the packet loader when bytes wait and none could go: true (and `'dataBlocked'`)
+   * when they wait on the peer's max offset, once per max offset. @internal
+   */
+  dataBlocked(): boolean {
+    const first = this.#pending[0]
+    if (!first || first.offset < this.#remoteMaxOffset || this.#dataBlockedAt === this.#remoteMaxOffset) return false
+    this.#dataBlockedAt = this.#remoteMaxOffset
+    this.emit('dataBlocked', { remoteMaxOffset: this.#remoteMaxOffset, writeOffset: this.#writeOffset })
+    return true
   }
 
   /** The peer acknowledged a segment. @internal */
@@ -469,6 +481,27 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     return this.#readOffset
   }
 
+  /** The end of the furthest byte the peer sent, handed on or held (the connection's data limit counts it). @internal */
+  get receivedOffset(): number {
+    return this.#receivedEnd
+  }
+
+  /**
+   * The latest StreamReceipt (RFC 39) the peer sent on this stream, as it sent it: opaque bytes
+   * for a verifier that shares the receipt secret (nothing here reads or checks them). With
+   * several packets in flight, the last to arrive. Undefined until one does.
+   */
+  get receipt(): Buffer | undefined {
+    return this.#receipt
+  }
+
+  /** The peer's StreamReceipt, copied (never a view into its packet). @internal */
+  remoteReceipt(receipt: Uint8Array): void {
+    if (this.#closed) return
+    this.#receipt = Buffer.from(receipt)
+    this.emit('receipt', this.#receipt)
+  }
+
   /**
    * The peer's bytes at `offset`. Duplicates (a resent packet) are dropped; bytes past the max
    * offset are a flow control error (returns false). Bytes ahead of the read offset are copied
@@ -482,6 +515,10 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     const end = start + data.length
     if (end > this.maxIncomingOffset) return false
     if (end <= this.#readOffset || data.length === 0) return true
+    if (end > this.#receivedEnd) {
+      this.owner.received(end - this.#receivedEnd)
+      this.#receivedEnd = end
+    }
     if (start > this.#readOffset) {
       this.#holdEarly(start, data)
       return true
