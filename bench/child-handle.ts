@@ -3,6 +3,7 @@
  * memory sides) with `--import tsx` and calls its commands (bench/serve.ts) by name over Node's
  * IPC channel, with advanced serialization so that bigints and byte arrays cross as they are.
  * The loader (tsx) is always this tree's; a child's own imports resolve from where it is forked.
+ * Workspace packages run from their build output (dist/), unless BENCH_FROM_SOURCE=1.
  * Every call has a timeout; a child that exits fails its calls at once; every child is killed when
  * the parent ends, however it ends.
  */
@@ -12,6 +13,12 @@ import { fileURLToPath } from 'node:url'
 import type { Answer, Call, Commands, CpuUsage, MemorySample } from './serve.ts'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * BENCH_FROM_SOURCE=1: the children run the workspace packages' TypeScript through tsx, as the
+ * tests do, instead of their tsc build in dist/ (what npm users run; bench/dist-hooks.mjs).
+ */
+export const fromSource = process.env.BENCH_FROM_SOURCE === '1'
 
 const live = new Set<ChildProcess>()
 /** Kills every child still alive, at once (no goodbyes): on any way out of the parent. */
@@ -52,7 +59,7 @@ export class ChildHandle<C extends Commands> {
   ): Promise<ChildHandle<C>> {
     const path = options.from ? join(options.from.benchDir, file) : fileURLToPath(new URL(file, import.meta.url))
     const child = fork(path, options.args ?? [], {
-      execArgv: ['--expose-gc', '--import', import.meta.resolve('tsx')],
+      execArgv: ['--expose-gc', '--import', import.meta.resolve('tsx'), ...(fromSource ? [] : ['--import', import.meta.resolve('./use-dist.mjs')])],
       env: { ...process.env, ...options.env },
       ...(options.from ? { cwd: options.from.root } : {}),
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],

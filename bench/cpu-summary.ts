@@ -1,8 +1,8 @@
 /**
  * Summarises a V8 .cpuprofile (from `node --cpu-prof`): self time by package and by function.
  *
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile-warm.ts 1000
- *   node --import tsx bench/cpu-summary.ts /tmp/prof/CPU.*.cpuprofile
+ *   BENCH_PROFILE=1 BENCH_PHASES=floor,warm,leases npm run bench
+ *   node --import tsx bench/cpu-summary.ts bench/profiles/*.cpuprofile
  */
 import { readFileSync } from 'node:fs'
 

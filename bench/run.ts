@@ -37,6 +37,8 @@
  *                      runs reuse them: bench/transport-tree.ts)
  *   BENCH_PHASES       comma-separated phases to run (default all: floor, warm, cold, throughput,
  *                      metered, leases, memory); the figures of the others are null
+ *   BENCH_FROM_SOURCE=1  the children run the workspace packages' TypeScript through tsx (as the
+ *                      tests do) instead of their tsc build in dist/ (what npm users run)
  *   BENCH_PROFILE=1    after the measured warm paid phase and the measured lease window, one more
  *                      pass of each under V8's profiler in every process (not measured):
  *                      bench/profiles/<transport>.<warm|leases>.<process>.cpuprofile (git-ignored;

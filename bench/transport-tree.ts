@@ -15,6 +15,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync,
 import { builtinModules } from 'node:module'
 import { join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { fromSource } from './child-handle.ts'
 import { TRANSPORTS, type TransportName } from './transports.ts'
 
 /** The code one transport's children run. */
@@ -44,10 +45,11 @@ export async function prepareTree(transport: TransportName, log: Log): Promise<T
     const changed = (await output('git', ['-C', repoRoot, 'status', '--porcelain', '--', 'packages'], 10_000).catch(() => ''))
       .split('\n')
       .filter(Boolean).length
+    const runs = await buildPackages(repoRoot, transport, log, setupMs)
     return {
       root: repoRoot,
       benchDir,
-      source: `working tree (HEAD ${head}${changed ? `, ${changed} files changed under packages/` : ''}); ${streamDependency(repoRoot)}`,
+      source: `working tree (HEAD ${head}${changed ? `, ${changed} files changed under packages/` : ''}); ${streamDependency(repoRoot)}; ${runs}`,
     }
   }
 
@@ -92,6 +94,7 @@ export async function prepareTree(transport: TransportName, log: Log): Promise<T
     log(`${transport}:   set up in ${((Date.now() - started) / 1000).toFixed(1)} s`)
   }
 
+  const runs = await buildPackages(root, transport, log, left())
   const treeBench = join(root, 'bench')
   rmSync(treeBench, { recursive: true, force: true })
   mkdirSync(treeBench)
@@ -99,7 +102,20 @@ export async function prepareTree(transport: TransportName, log: Log): Promise<T
   for (const file of files) cpSync(join(benchDir, file), join(treeBench, file))
   log(`${transport}: copied this bench's ${files.length} .ts files into ${treeBench}`)
   checkImports(treeBench, root, commit)
-  return { root, benchDir: treeBench, source: `git ${subject}; ${streamDependency(root)}` }
+  return { root, benchDir: treeBench, source: `git ${subject}; ${streamDependency(root)}; ${runs}` }
+}
+
+/**
+ * Builds the tree's packages with its own tsc (`tsc -b packages/<each>`: incremental, so a few
+ * seconds when nothing changed), for the children to run from dist/ as npm users do
+ * (bench/dist-hooks.mjs); nothing with BENCH_FROM_SOURCE=1. Says which, for the report.
+ */
+async function buildPackages(root: string, transport: TransportName, log: Log, timeoutMs: number): Promise<string> {
+  if (fromSource) return 'packages run from src/ through tsx (BENCH_FROM_SOURCE=1)'
+  const packages = readdirSync(join(root, 'packages')).filter((name) => existsSync(join(root, 'packages', name, 'tsconfig.json')))
+  log(`${transport}: tsc -b ${packages.length} packages in ${root} (the children run their dist/)`)
+  await run(join(root, 'node_modules', '.bin', 'tsc'), ['-b', ...packages.map((name) => join('packages', name))], { cwd: root, timeoutMs })
+  return 'packages run from dist/ (tsc -b)'
 }
 
 function markerCommit(root: string): string | undefined {
