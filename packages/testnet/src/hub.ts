@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module'
 import { Writable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { BtpServer } from './btp-server.js'
 import { ExchangeRates } from './exchange-rates.js'
 
 // `import 'ilp-connector'` from ESM starts a second connector from environment variables,
@@ -135,7 +135,23 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
       )
     : undefined
 
-  const connector = createApp({
+  // Each account's BTP server, bound before the connector starts: a port in use rejects here.
+  const btpServer = await BtpServer.open(host, options.port ?? 0)
+  let secondServer: BtpServer | undefined
+  try {
+    if (options.second) secondServer = await BtpServer.open(host, 0)
+  } catch (error) {
+    await btpServer.shut()
+    throw error
+  }
+  const servers = secondServer ? [btpServer, secondServer] : [btpServer]
+  const port = btpServer.port
+  const secondPort = secondServer?.port
+  // mini-accounts hands `wsOpts` to `new WebSocket.Server()`; with ws's `server` option it takes
+  // the connections of that server. `port` is only what mini-accounts logs as its port.
+  const miniAccountsOn = (server: BtpServer) => ({ port: server.port, wsOpts: { server } })
+
+  const config = {
     ilpAddress,
     // The default backend fetches rates from the internet. One asset needs none: one-to-one, no
     // spread. Two get ours, which the connector loads by path and asks for each Prepare's rate.
@@ -154,12 +170,9 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
         // the default of 10,000 packets a minute is far below what a paid API moves.
         rateLimit: { refillPeriod: 1000, refillCount: 1_000_000_000, capacity: 1_000_000_000 },
         ...(options.maxPacketAmount === undefined ? {} : { maxPacketAmount: options.maxPacketAmount.toString() }),
-        options: {
-          // mini-accounts reports no bind error and no port: bind to port 0 and read it back.
-          wsOpts: { host, port: options.port ?? 0 },
-        },
+        options: miniAccountsOn(btpServer),
       },
-      ...(options.second
+      ...(options.second && secondServer
         ? {
             second: {
               relation: 'child',
@@ -167,16 +180,30 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
               assetCode: options.second.assetCode,
               assetScale: options.second.assetScale,
               rateLimit: { refillPeriod: 1000, refillCount: 1_000_000_000, capacity: 1_000_000_000 },
-              options: { wsOpts: { host, port: 0 } },
+              options: miniAccountsOn(secondServer),
             },
           }
         : {}),
     },
-  } as Parameters<typeof createApp>[0])
+  } as Parameters<typeof createApp>[0]
+  let connector: ReturnType<typeof createApp>
+  try {
+    connector = createApp(config)
+  } catch (error) {
+    // A config the connector refuses: nothing may stay bound.
+    await Promise.all(servers.map((server) => server.shut()))
+    throw error
+  }
 
+  const close = async () => {
+    try {
+      await connector.shutdown()
+    } finally {
+      await Promise.all(servers.map((server) => server.shut()))
+    }
+  }
   await connector.listen()
-  const port = await boundPort(connector, 'local')
-  const secondPort = options.second ? await boundPort(connector, 'second') : undefined
+  await accepting(connector, options.second ? ['local', 'second'] : ['local'], close)
   const hostPart = host.includes(':') ? `[${host}]` : host
   const uriOn = (listening: number, name: string) => {
     const account = `${name}${randomBytes(4).toString('hex')}`.replace(/[^a-zA-Z0-9_~-]/g, '')
@@ -220,23 +247,27 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
       if (!rates) throw new Error('testnet: started without a second asset, so there is no spread to set')
       rates.setSpread(spread)
     },
-    async close() {
-      await connector.shutdown()
-    },
+    close,
   }
 }
 
-/** The port a mini-accounts account of the connector has bound (listen() resolves before it has). */
-async function boundPort(connector: { getPlugin(id: string): unknown; shutdown(): Promise<void> }, account: string): Promise<number> {
-  const plugin = connector.getPlugin(account) as { _wss?: { address(): AddressInfo | string | null } | null }
-  let address = plugin._wss?.address()
-  for (let waited = 0; !address && waited < 5000; waited += 5) {
+/**
+ * Waits until every mini-accounts account of the connector has connected, so that its WebSocket
+ * server takes the connections of its BTP server (listen() goes on after its connect timeout
+ * without them); closes everything and throws if one has not within 5 s.
+ */
+async function accepting(
+  connector: { getPlugin(id: string): { isConnected(): boolean } },
+  accounts: string[],
+  close: () => Promise<void>,
+): Promise<void> {
+  const connected = () => accounts.every((account) => connector.getPlugin(account).isConnected())
+  for (let waited = 0; !connected() && waited < 5000; waited += 5) {
     await new Promise((resolve) => setTimeout(resolve, 5))
-    address = plugin._wss?.address()
   }
-  if (!address || typeof address === 'string') {
-    await connector.shutdown()
-    throw new Error(`testnet: the BTP server of ${account} did not start listening`)
+  const idle = accounts.find((account) => !connector.getPlugin(account).isConnected())
+  if (idle !== undefined) {
+    await close()
+    throw new Error(`testnet: the BTP server of ${idle} did not start accepting connections`)
   }
-  return address.port
 }
