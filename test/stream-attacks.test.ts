@@ -617,6 +617,23 @@ describe('sender: a malicious peer', () => {
     client.destroy()
   })
 
+  it('a peer that fulfills every packet, says nothing arrived, and keeps its room at one unit is paid packet after packet up to the whole sendMax (money now stops after 3 such packets)', async () => {
+    const [a, b] = [await newSide(), await newSide()]
+    const secret = randomBytes(32)
+    const stats = hostileServer(b, secret, () => ({ prepareAmount: 0n, frames: [sameAsset, maxMoney(1, 10n, 9n)] }))
+    const client = ourClient(a, `${b.address}.keeper`, secret, { maxPacketsInFlight: 1 })
+    const stream = client.createStream()
+    stream.setSendMax(1000n)
+    const moneyError = new Promise<string>((resolve) => stream.once('moneyError', resolve))
+    await client.open()
+    expect(await Promise.race([moneyError, sleep(3000).then(() => 'no moneyError within 3 s')])).toMatch(/3 packets in a row were fulfilled with nothing arriving/)
+    await sleep(100)
+    expect(stats.paid).toBe(3n)
+    expect(stream.totalSent).toBe(3n)
+    expect(stream.sendable).toBe(0n)
+    client.destroy()
+  })
+
   it('pins: across assets, a peer claiming a tiny rate (nothing of value arrives) still gets no more than sendMax', async () => {
     const [a, b] = [await newSide(), await newSide()]
     const secret = randomBytes(32)

@@ -96,6 +96,7 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
   #blockedAt: bigint | undefined
   #reachedAt: bigint | undefined
   #moneyError: string | undefined
+  #fruitless = 0
   // Money in
   #receiveMax = 0n
   #totalReceived = 0n
@@ -164,6 +165,11 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     return this.#held
   }
 
+  /** Fulfilled shares of this stream in a row of which nothing arrived (as the receiver said). @internal */
+  get fruitlessShares(): number {
+    return this.#fruitless
+  }
+
   /** Sent in Prepares whose outcome was never learned (no answer before expiry): may have arrived. Counted against `sendMax`. */
   get inDoubt(): bigint {
     return this.#inDoubt
@@ -219,6 +225,7 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     this.#held -= amount
     this.#heldDestination -= destination
     this.#totalSent += amount
+    if (amount > 0n) this.#fruitless = delivered === 0n ? this.#fruitless + 1 : 0
     // The reply's StreamMaxMoney, when it had one, already counts this packet.
     if (!toldTotal) this.#remoteReceived += delivered
     this.emit('outgoingMoney', amount)
