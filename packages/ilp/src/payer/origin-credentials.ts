@@ -36,7 +36,10 @@ export class OriginCredentials {
   constructor(max: number, leasedOrigins: () => ReadonlySet<string>) {
     this.#leasedOrigins = leasedOrigins
     this.#recent = new LRUCache({
-      max,
+      // At most `max` entries, each of size 1: bounded as by `max`, which lru-cache would
+      // preallocate (tens of KiB per payer before it has paid anything).
+      maxSize: max,
+      sizeCalculation: () => 1,
       dispose: (credentials, origin, reason) => {
         if (reason === 'evict') this.#evicted(origin, credentials)
       },

@@ -119,9 +119,10 @@ export class Payer extends EventEmitter<PayerEvents> {
   #pending = new Map<string, Pending>()
   /**
    * Requests that paid and have finished, kept a while so that a server can still refund them
-   * (its refund stream may arrive after the response). Bounded in number and age.
+   * (its refund stream may arrive after the response). Bounded in number and age: at most
+   * 10,000 entries of size 1 (with `max`, lru-cache would preallocate 375 KiB for them).
    */
-  #recent = new LRUCache<string, Pending>({ max: 10_000, ttl: 10 * 60_000 })
+  #recent = new LRUCache<string, Pending>({ maxSize: 10_000, sizeCalculation: () => 1, ttl: 10 * 60_000 })
   readonly #authorizations: Authorizations
   readonly #log: Logger
   #asset: Asset | undefined
