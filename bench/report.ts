@@ -374,7 +374,7 @@ export function printDetails(run: TransportRun): void {
     )
   }
   if (run.profiles?.length) {
-    console.log(`\n  CPU profiles of a further, unmeasured pass (warm paid, lease window; one per process): ${run.profiles.join(', ')}`)
+    console.log(`\n  CPU profiles of a further, unmeasured pass (warm paid, cold, lease window; one per process): ${run.profiles.join(', ')}`)
     console.log(`  summarise: node --import tsx bench/cpu-summary.ts ${run.profiles.join(' ')}`)
   }
   for (const error of run.errors) console.log(`  PHASE FAILED: ${error}`)

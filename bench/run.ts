@@ -39,9 +39,9 @@
  *                      metered, leases, memory); the figures of the others are null
  *   BENCH_FROM_SOURCE=1  the children run the workspace packages' TypeScript through tsx (as the
  *                      tests do) instead of their tsc build in dist/ (what npm users run)
- *   BENCH_PROFILE=1    after the measured warm paid phase and the measured lease window, one more
- *                      pass of each under V8's profiler in every process (not measured):
- *                      bench/profiles/<transport>.<warm|leases>.<process>.cpuprofile (git-ignored;
+ *   BENCH_PROFILE=1    after the measured warm paid and cold phases and the measured lease window,
+ *                      one more pass of each under V8's profiler in every process (not measured):
+ *                      bench/profiles/<transport>.<warm|cold|leases>.<process>.cpuprofile (git-ignored;
  *                      bench/cpu-summary.ts summarises them)
  */
 import { mkdirSync } from 'node:fs'
@@ -274,6 +274,16 @@ async function measure(transport: TransportName, tree: TransportTree): Promise<T
       )
       const after = await paidServer.call('counters', undefined, 10_000)
       run.cold = { ...cold, socketsOpened: after.socketsOpened - before.socketsOpened }
+      if (settings.profile) {
+        const files = await profiled('cold', async () =>
+          loadgen.call(
+            'cold',
+            { url, unpaid: settings.coldUnpaid, uris: await uris('cold-profile', settings.coldPaid), maxMs: settings.coldMaxMs },
+            2 * settings.coldMaxMs + slack,
+          ),
+        )
+        run.profiles = [...(run.profiles ?? []), ...files]
+      }
     })
 
     await phase('throughput', `throughput, ${settings.clients} clients`, async () => {
