@@ -114,6 +114,8 @@ interface Outgoing {
   readonly unfulfillable: boolean
   /** It names this side to the peer (a client's first packets). */
   readonly announce?: boolean
+  /** What the connection knew of the rate when it was sent (`#rateEpoch`): its answer may only teach that. */
+  readonly rateEpoch?: number
 }
 
 /** The largest STREAM packet (the ILP data limit): data frames fill up to this. */
@@ -128,6 +130,8 @@ const STREAM_FRAMES_ROOM = 128
 const DATA_FRAME_OVERHEAD = 32
 /** Stream ids above this are refused (closed) before they become a `number`. */
 const MAX_STREAM_ID = BigInt(Number.MAX_SAFE_INTEGER)
+/** The max offset a sender assumes of a stream until the receiver says (RFC 29 leaves it to implementations; both use 16,384). */
+const ASSUMED_STREAM_DATA = 16_384
 /** The ConnectionMaxData a sender assumes until the receiver says (ilp-protocol-stream's: two ILP packets of data). */
 const ASSUMED_MAX_DATA = 65_534
 /** The most packets a connection carries each way (RFC 29 §5.1.3). */
@@ -141,6 +145,8 @@ const PROBE_AMOUNTS = [1_000n, 1_000_000n, 1_000_000_000n, 1_000_000_000_000n]
 const PROBE_ATTEMPTS = 10
 /** Fulfilled shares in a row with nothing arriving after which a stream's money stops. */
 const FRUITLESS_SHARES = 3
+/** Units that must arrive in a fulfilled packet for the rate it shows to be what money is sized by (1 %). */
+const RATE_SAMPLE = 100n
 /** Units that must arrive from a test packet for the rate it shows to be taken at once (0.1 % rounding). */
 const PROBE_PRECISION = 1_000n
 /**
@@ -188,6 +194,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   #rate: ExchangeRate | undefined
   #minRate: ExchangeRate | undefined
   #probing = false
+  /** Counts the times the rate was forgotten (`#failMoney`): answers to Prepares sent before teach nothing. */
+  #rateEpoch = 0
   #maxPacketAmount = MAX_U64
   /** The most a packet carries while the path is short of liquidity (T04): halved on each, doubled on each Fulfill. */
   #congestionMax = MAX_U64
@@ -234,8 +242,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   #openSentBytes = 0
   /** Bytes the open streams have handed on (ConnectionMaxData counts them). */
   #readOpen = 0
-  /** The peer's bytes on the open streams (each up to the furthest it sent): held to `#maxData`. */
-  #receivedOpen = 0
   /** The highest ConnectionMaxData this side advertised, and never less than a sender assumes: it never falls (RFC 29 §4.4.4). */
   #maxData = ASSUMED_MAX_DATA
   /** Why the last Prepare that got no answer got none (the plugin's error). */
@@ -404,7 +410,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.#wanting.delete(stream)
     this.#openSentBytes -= stream.sentOffset
     this.#readOpen -= stream.readOffset
-    this.#receivedOpen -= stream.receivedOffset
     const info = stream.closeInfo
     // Closed now: an id up to the highest the peer opened, neither open nor skipped.
     if (this.#isRemoteId(stream.id)) this.#remoteStreamsClosed++
@@ -474,10 +479,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   /**
    * The connection's data limit as ilp-protocol-stream counts it: bytes handed on by the streams
    * still open, plus room for a window on each (kept as a running total: no walk over the streams);
-   * never less than before, nor than the 65,534 bytes a sender assumes.
+   * never less than before, nor than the 65,534 bytes a sender assumes. It covers every open
+   * stream's own limit (each at least offset 16,384), so those limits enforce it (RFC 29 §4.5):
+   * a sender within them is never past it, whatever the order its packets and closes arrive in.
    */
   #maxDataNow(): number {
-    const now = this.#readOpen + this.streamWindow * Math.max(4, this.#streams.size + 1)
+    // Each stream takes bytes up to offset 16,384 whatever its window (every sender assumes so).
+    const now = this.#readOpen + Math.max(this.streamWindow, ASSUMED_STREAM_DATA) * Math.max(4, this.#streams.size + 1)
     if (now > this.#maxData) this.#maxData = now
     return this.#maxData
   }
@@ -485,11 +493,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   /** @internal */
   delivered(bytes: number): void {
     this.#readOpen += bytes
-  }
-
-  /** @internal */
-  received(bytes: number): void {
-    this.#receivedOpen += bytes
   }
 
   /** What the open streams want to send in all (a ConnectionDataBlocked says it). */
@@ -601,6 +604,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     for (const stream of this.#streams.values()) if (stream.sendable > 0n || stream.inFlight > 0n) stream.failMoney(message)
     this.#rate = undefined
     this.#minRate = this.#configuredMinRate
+    this.#rateEpoch++
   }
 
   /** What a client says of itself until the peer has answered: its address and its asset. */
@@ -754,7 +758,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     }
     for (const frame of blockedFrames) this.#queueLazy(frame)
     const minimumDestination = amount > 0n ? convertFloor(amount, this.#minRate ?? rate) : 0n
-    return { frames, amount, minimumDestination, shares, data, dirty, control, unfulfillable: false, announce }
+    return { frames, amount, minimumDestination, shares, data, dirty, control, unfulfillable: false, announce, rateEpoch: this.#rateEpoch }
   }
 
   /**
@@ -905,6 +909,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
 
   #answered(outgoing: Outgoing, sequence: bigint, reply: IlpReply): void {
     const response = this.#readReply(reply, sequence)
+    // What the peer had said each stream received, before this answer says more.
+    const receivedBefore = outgoing.shares.map((share) => share.stream.remoteReceived)
     if (response) {
       this.#bumpIdle()
       if (!this.#peerKnowsUs) this.#peerKnowsUs = true
@@ -921,16 +927,25 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
         this.#congestionMax = grown > MAX_U64 ? MAX_U64 : grown
       }
       const delivered = response ? response.prepareAmount : outgoing.minimumDestination
-      for (const share of outgoing.shares) {
+      // A Fulfill says what arrived: the rate money is sized by follows it (a spread on one
+      // asset, a rate that moved within the slippage), once enough arrived to tell.
+      if (response && outgoing.amount > 0n && delivered >= RATE_SAMPLE && outgoing.rateEpoch === this.#rateEpoch && this.#rate) {
+        this.#rate = exchangeRate({ numerator: delivered, denominator: outgoing.amount })
+      }
+      outgoing.shares.forEach((share, index) => {
         const part = outgoing.amount === 0n ? 0n : (delivered * share.amount) / outgoing.amount
-        share.stream.settle(share.amount, share.destination, part, told.has(share.stream.id))
+        const toldTotal = told.has(share.stream.id)
+        // Arrived, as far as this side can tell: its part of what the answer says arrived, or
+        // (a part rounded down to 0 beside larger shares) the stream's total, told, grew.
+        const arrived = part > 0n || (toldTotal && share.stream.remoteReceived > receivedBefore[index]!)
+        share.stream.settle(share.amount, share.destination, part, toldTotal, arrived)
         this.#totalSent += share.amount
         // Paid, and nothing arrived (as the receiver says of this packet): again and again, the
         // money goes for nothing (a rate that rounds each share to 0, a receiver that keeps it).
         if (share.stream.fruitlessShares >= FRUITLESS_SHARES) {
           share.stream.failMoney(`${FRUITLESS_SHARES} packets in a row were fulfilled with nothing arriving on the stream (the last sent ${share.amount}): money stops`)
         }
-      }
+      })
       for (const { stream, segment } of outgoing.data) stream.acked(segment)
       if (this.role === 'client') this.#connected_()
       return
@@ -940,7 +955,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     if (response) {
       if (this.role === 'client') this.#connected_()
       // The receiver read the packet and turned it away (F99): what arrived says if the rate held.
-      if (outgoing.amount > 0n && response.prepareAmount < outgoing.minimumDestination) {
+      // (What the connection knows of the rate now, if it still knows what it knew when this went.)
+      if (outgoing.amount > 0n && response.prepareAmount < outgoing.minimumDestination && outgoing.rateEpoch === this.#rateEpoch) {
         const observed = exchangeRate({ numerator: response.prepareAmount, denominator: outgoing.amount })
         if (this.#minRate && compareRates(observed, this.#minRate) < 0) {
           this.#failMoney(
@@ -995,6 +1011,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     try {
       for (let attempt = 0; attempt < PROBE_ATTEMPTS && !this.#rate && !this.#closed; attempt++) {
         const amounts = this.#probeAmounts()
+        const largestBefore = this.#maxPacketAmount
         if (amounts.length === 0) return this.#failMoney('the path carries no money: F08, the largest packet is 0')
         const results = await Promise.all(amounts.map((amount) => this.#testPacket(amount)))
         let best: { arrived: bigint; sent: bigint } | undefined
@@ -1013,7 +1030,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
           // minimum with it (2 units of 2.475 made a 1 % slippage a 20 % one). Under 1,000 units
           // (0.1 %), a larger test packet goes first when the path takes one (an F08 said so).
           const largest = this.#probeAmounts().at(-1) ?? 0n
-          if (best.arrived < PROBE_PRECISION && largest > best.sent) continue
+          if (best.arrived < PROBE_PRECISION && this.#maxPacketAmount < largestBefore && largest > best.sent) continue
           this.#setRate(exchangeRate({ numerator: best.arrived, denominator: best.sent }))
           this.#schedule()
           return
@@ -1415,13 +1432,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
             this.#close({ code: CloseCodes.FlowControlError, message, byPeer: false }, true)
             return
           }
-          // Bytes handed on raise the limit as much as they count: only bytes held out of order
-          // can pass it (RFC 29 §4.5).
-          if (this.#receivedOpen > this.#maxData && this.#receivedOpen > this.#maxDataNow()) {
-            const message = `flow control: ${this.#receivedOpen} bytes on the open streams, past the connection's max data ${this.#maxData}`
-            this.#close({ code: CloseCodes.FlowControlError, message, byPeer: false }, true)
-            return
-          }
+          // (The connection's max data covers every open stream's limit: see #maxDataNow.)
           break
         }
         case 'StreamMaxData':

@@ -64,8 +64,6 @@ export interface StreamOwner {
   wake(stream: MoneyStream): void
   /** The stream handed on `bytes` of the peer's data (the connection's data limit counts them). */
   delivered(bytes: number): void
-  /** The peer's data on the stream reached `bytes` further (the connection's data limit holds them). */
-  received(bytes: number): void
   /** The stream closed: free its id and forget it. */
   release(stream: MoneyStream): void
   /** Bytes each stream may hold out of order (its receive window). */
@@ -110,8 +108,6 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
   sentOffset = 0
   // Data in
   #readOffset = 0
-  /** The end of the furthest byte the peer sent (handed on or held). */
-  #receivedEnd = 0
   /**
    * Bytes that arrived ahead of `#readOffset`, each at its offset modulo the length: a ring as
    * long as the most the stream accepts ahead (see `#earlyCapacity`), so whatever a peer sends,
@@ -220,12 +216,15 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     this.#heldDestination += destination
   }
 
-  /** A Prepare carrying `amount` (expected to deliver `destination`) was fulfilled. @internal */
-  settle(amount: bigint, destination: bigint, delivered: bigint, toldTotal: boolean): void {
+  /**
+   * A Prepare carrying `amount` (expected to deliver `destination`) was fulfilled; `arrived`: the
+   * peer's answer shows something arrived on this stream. @internal
+   */
+  settle(amount: bigint, destination: bigint, delivered: bigint, toldTotal: boolean, arrived = delivered > 0n): void {
     this.#held -= amount
     this.#heldDestination -= destination
     this.#totalSent += amount
-    if (amount > 0n) this.#fruitless = delivered === 0n ? this.#fruitless + 1 : 0
+    if (amount > 0n) this.#fruitless = arrived ? 0 : this.#fruitless + 1
     // The reply's StreamMaxMoney, when it had one, already counts this packet.
     if (!toldTotal) this.#remoteReceived += delivered
     this.emit('outgoingMoney', amount)
@@ -488,11 +487,6 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     return this.#readOffset
   }
 
-  /** The end of the furthest byte the peer sent, handed on or held (the connection's data limit counts it). @internal */
-  get receivedOffset(): number {
-    return this.#receivedEnd
-  }
-
   /**
    * The latest StreamReceipt (RFC 39) the peer sent on this stream, as it sent it: opaque bytes
    * for a verifier that shares the receipt secret (nothing here reads or checks them). With
@@ -522,10 +516,6 @@ export class MoneyStream extends EventEmitter<MoneyStreamEvents> {
     const end = start + data.length
     if (end > this.maxIncomingOffset) return false
     if (end <= this.#readOffset || data.length === 0) return true
-    if (end > this.#receivedEnd) {
-      this.owner.received(end - this.#receivedEnd)
-      this.#receivedEnd = end
-    }
     if (start > this.#readOffset) {
       this.#holdEarly(start, data)
       return true

@@ -1,4 +1,5 @@
-import { Server } from 'node:http'
+import { Server, type IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 
 /**
@@ -15,6 +16,7 @@ export class BtpServer extends Server {
       // What ws answers a plain HTTP request on a server it made itself: only WebSocket upgrades belong here.
       res.writeHead(426, { 'Content-Type': 'text/plain' }).end('Upgrade Required')
     })
+    server.#track()
     await server.#bind(host, port)
     return server
   }
@@ -38,10 +40,31 @@ export class BtpServer extends Server {
    * handed when it disconnects; this is for one it never connected, or that is still open after.
    */
   async shut(): Promise<void> {
-    if (!this.listening) return
-    const closed = new Promise<void>((resolve) => super.close(() => resolve()))
-    this.closeAllConnections()
+    // Connections can outlive the listening socket (mini-accounts closed the server, and an idle
+    // keep-alive is still open): they are cut whether or not it still listens.
+    const closed = this.listening ? new Promise<void>((resolve) => super.close(() => resolve())) : Promise.resolve()
+    for (const socket of this.#sockets) socket.destroy()
     await closed
+  }
+
+  /**
+   * Cuts the connections that are not BTP (never upgraded to a WebSocket): half a request, an
+   * idle keep-alive. They would hold up `close()`, which mini-accounts waits on as it disconnects.
+   */
+  cutPlainConnections(): void {
+    for (const socket of this.#sockets) if (!this.#upgraded.has(socket)) socket.destroy()
+  }
+
+  /** Every socket accepted and not closed yet, and those a WebSocket upgrade took (BTP). */
+  readonly #sockets = new Set<Duplex>()
+  readonly #upgraded = new WeakSet<Duplex>()
+
+  #track(): void {
+    this.on('connection', (socket: Duplex) => {
+      this.#sockets.add(socket)
+      socket.once('close', () => this.#sockets.delete(socket))
+    })
+    this.prependListener('upgrade', (_request: IncomingMessage, socket: Duplex) => this.#upgraded.add(socket))
   }
 
   #bind(host: string, port: number): Promise<void> {

@@ -197,6 +197,10 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
 
   const close = async () => {
     try {
+      // HTTP connections on a BTP port that are not BTP (half a request, an idle keep-alive)
+      // would hold up server.close(), which mini-accounts waits on as it disconnects. A BTP
+      // connection is an upgraded one, which the server no longer counts as its own.
+      for (const server of servers) server.cutPlainConnections()
       await connector.shutdown()
     } finally {
       await Promise.all(servers.map((server) => server.shut()))
