@@ -628,8 +628,10 @@ describe('sender: a malicious peer', () => {
     await client.open()
     expect(await Promise.race([moneyError, sleep(3000).then(() => 'no moneyError within 3 s')])).toMatch(/3 packets in a row were fulfilled with nothing arriving/)
     await sleep(100)
-    expect(stats.paid).toBe(3n)
-    expect(stream.totalSent).toBe(3n)
+    // Three packets of a unit or two (sized to bring one unit at the minimum rate once the first
+    // showed nothing arriving): a few units, not the sendMax of 1,000.
+    expect(stats.paid).toBeLessThanOrEqual(6n)
+    expect(stream.totalSent).toBe(stats.paid)
     expect(stream.sendable).toBe(0n)
     client.destroy()
   })

@@ -928,9 +928,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       }
       const delivered = response ? response.prepareAmount : outgoing.minimumDestination
       // A Fulfill says what arrived: the rate money is sized by follows it (a spread on one
-      // asset, a rate that moved within the slippage), once enough arrived to tell.
-      if (response && outgoing.amount > 0n && delivered >= RATE_SAMPLE && outgoing.rateEpoch === this.#rateEpoch && this.#rate) {
-        this.#rate = exchangeRate({ numerator: delivered, denominator: outgoing.amount })
+      // asset, a rate that moved within the slippage), once enough arrived to tell, or at once
+      // when less arrived than that rate promised (a small price through a spread: its last unit
+      // would go as shares that deliver nothing).
+      if (response && outgoing.amount > 0n && outgoing.rateEpoch === this.#rateEpoch && this.#rate) {
+        const observed = exchangeRate({ numerator: delivered, denominator: outgoing.amount })
+        if (delivered >= RATE_SAMPLE || compareRates(observed, this.#rate) < 0) {
+          // Never below the minimum (a few units rounded down, or a receiver saying nothing
+          // arrived, would show less): money is sized to arrive at least at the minimum rate.
+          const sized = this.#minRate && compareRates(observed, this.#minRate) < 0 ? this.#minRate : observed
+          if (sized.numerator > 0n) this.#rate = sized
+        }
       }
       outgoing.shares.forEach((share, index) => {
         const part = outgoing.amount === 0n ? 0n : (delivered * share.amount) / outgoing.amount
@@ -965,6 +973,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
           return
         }
         this.#rate = observed
+      } else if (outgoing.amount > 0n && outgoing.rateEpoch === this.#rateEpoch && this.#rate) {
+        // Turned away with at least its minimum arrived (past the receiver's room, say): if more
+        // arrived than the rate promised, the rate is better than this side thought, and a packet
+        // sized by it would be turned away again and again (one asset takes nothing past a max).
+        const observed = exchangeRate({ numerator: response.prepareAmount, denominator: outgoing.amount })
+        if (compareRates(observed, this.#rate) > 0) this.#rate = observed
       }
       if (++this.#fruitless >= FRUITLESS_LIMIT) this.#backOff()
       return
