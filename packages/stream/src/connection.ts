@@ -927,19 +927,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
         this.#congestionMax = grown > MAX_U64 ? MAX_U64 : grown
       }
       const delivered = response ? response.prepareAmount : outgoing.minimumDestination
-      // A Fulfill says what arrived: the rate money is sized by follows it (a spread on one
-      // asset, a rate that moved within the slippage), once enough arrived to tell, or at once
-      // when less arrived than that rate promised (a small price through a spread: its last unit
-      // would go as shares that deliver nothing).
-      if (response && outgoing.amount > 0n && outgoing.rateEpoch === this.#rateEpoch && this.#rate) {
-        const observed = exchangeRate({ numerator: delivered, denominator: outgoing.amount })
-        if (delivered >= RATE_SAMPLE || compareRates(observed, this.#rate) < 0) {
-          // Never below the minimum (a few units rounded down, or a receiver saying nothing
-          // arrived, would show less): money is sized to arrive at least at the minimum rate.
-          const sized = this.#minRate && compareRates(observed, this.#minRate) < 0 ? this.#minRate : observed
-          if (sized.numerator > 0n) this.#rate = sized
-        }
-      }
+      if (response) this.#learnRate(outgoing, response.prepareAmount, true)
       outgoing.shares.forEach((share, index) => {
         const part = outgoing.amount === 0n ? 0n : (delivered * share.amount) / outgoing.amount
         const toldTotal = told.has(share.stream.id)
@@ -963,23 +951,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     if (response) {
       if (this.role === 'client') this.#connected_()
       // The receiver read the packet and turned it away (F99): what arrived says if the rate held.
-      // (What the connection knows of the rate now, if it still knows what it knew when this went.)
-      if (outgoing.amount > 0n && response.prepareAmount < outgoing.minimumDestination && outgoing.rateEpoch === this.#rateEpoch) {
-        const observed = exchangeRate({ numerator: response.prepareAmount, denominator: outgoing.amount })
-        if (this.#minRate && compareRates(observed, this.#minRate) < 0) {
-          this.#failMoney(
-            `the exchange rate fell to ${formatRate(observed)}, below the minimum ${formatRate(this.#minRate)}: ${outgoing.amount} sent, ${response.prepareAmount} arrived`,
-          )
-          return
-        }
-        this.#rate = observed
-      } else if (outgoing.amount > 0n && outgoing.rateEpoch === this.#rateEpoch && this.#rate) {
-        // Turned away with at least its minimum arrived (past the receiver's room, say): if more
-        // arrived than the rate promised, the rate is better than this side thought, and a packet
-        // sized by it would be turned away again and again (one asset takes nothing past a max).
-        const observed = exchangeRate({ numerator: response.prepareAmount, denominator: outgoing.amount })
-        if (compareRates(observed, this.#rate) > 0) this.#rate = observed
-      }
+      if (this.#learnRate(outgoing, response.prepareAmount, false) === 'failed') return
       if (++this.#fruitless >= FRUITLESS_LIMIT) this.#backOff()
       return
     }
@@ -1003,6 +975,42 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     const message = `Unexpected error while sending packet. Code: ${reply.code}, triggered by: ${reply.triggeredBy}, message: ${reply.message}`
     if (this.role === 'client' && !this.#connected) this.#onConnectFailed(new Error(message))
     this.#close({ code: CloseCodes.InternalError, message, byPeer: false }, false)
+  }
+
+  /**
+   * What the answer to a money Prepare says of the rate, `arrived` being what it says arrived:
+   * only when the connection still knows what it knew when the Prepare went (its rate epoch).
+   * - Turned away with less than its minimum: the rate fell. Below the minimum rate, money
+   *   stops (`'failed'`); else money is sized by it.
+   * - Turned away with more arrived than the rate promised (past the receiver's room, say): the
+   *   rate is better, and packets sized by the old one would be turned away again and again.
+   * - Fulfilled: money is sized by what arrived once enough did to tell (a spread on one asset, a
+   *   rate that moved within the slippage), or at once when less arrived than the rate promised
+   *   (a small price through a spread, whose last unit would go as shares that deliver nothing);
+   *   never below the minimum rate, which a few units rounded down, or a receiver saying nothing
+   *   arrived, would show.
+   */
+  #learnRate(outgoing: Outgoing, arrived: bigint, fulfilled: boolean): 'failed' | undefined {
+    if (outgoing.amount === 0n || outgoing.rateEpoch !== this.#rateEpoch) return
+    // Unreduced: compared first, reduced only when it is kept.
+    const observed: ExchangeRate = { numerator: arrived, denominator: outgoing.amount }
+    if (!fulfilled && arrived < outgoing.minimumDestination) {
+      if (this.#minRate && compareRates(observed, this.#minRate) < 0) {
+        this.#failMoney(`the exchange rate fell to ${formatRate(observed)}, below the minimum ${formatRate(this.#minRate)}: ${outgoing.amount} sent, ${arrived} arrived`)
+        return 'failed'
+      }
+      this.#rate = exchangeRate(observed)
+      return
+    }
+    if (!this.#rate) return
+    const against = compareRates(observed, this.#rate)
+    if (!fulfilled) {
+      if (against > 0) this.#rate = exchangeRate(observed)
+      return
+    }
+    if (against === 0 || (against > 0 && arrived < RATE_SAMPLE)) return
+    const sized = this.#minRate && compareRates(observed, this.#minRate) < 0 ? this.#minRate : observed
+    if (sized.numerator > 0n) this.#rate = exchangeRate(sized)
   }
 
   /** The STREAM packet inside a Fulfill or Reject, when it is one for `sequence`. */
