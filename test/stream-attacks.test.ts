@@ -4,8 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestnet, type Testnet } from '@cogpay/testnet'
+import { describe, expect, it } from 'vitest'
 import {
   CloseCodes,
   IlpPacketTypes,
@@ -25,7 +24,8 @@ import {
 import { deserializePrepare, deserializeReply, serializeFulfill, serializePrepare, serializeReject } from '../packages/stream/src/ilp.ts'
 // The codec's frame size bound, which the connection packs packets by (not exported).
 import { frameSize } from '../packages/stream/src/frames.ts'
-import { ourClient, ourListener, side, theirStream, type BtpPluginLike, type Side } from './support/stream-peers.ts'
+import { hostileServer, testnetSides } from './support/hostile-peer.ts'
+import { ourClient, ourListener, side, theirStream, type BtpPluginLike } from './support/stream-peers.ts'
 import { sleep, until } from './support/wait.ts'
 
 // Attacks on @cogpay/stream (issue 10) by a peer holding the shared secret, by a connector on the
@@ -463,56 +463,7 @@ describe('listener: a stranger without the secret', () => {
 
 // --- the sender, over the real hub ------------------------------------------------------------------
 
-let testnet: Testnet
-const sides: Side[] = []
-const newSide = async (wrap?: (plugin: BtpPluginLike) => BtpPluginLike) => {
-  const s = await side(testnet.uri(), wrap)
-  sides.push(s)
-  return s
-}
-beforeAll(async () => {
-  testnet = await startTestnet()
-})
-afterAll(async () => {
-  for (const s of sides) await s.plugin.disconnect().catch(() => {})
-  await testnet?.close()
-})
-
-/**
- * A malicious STREAM server on `on`: it holds the secret and answers every Prepare as `answer`
- * says (a Fulfill when asked and the condition allows, else F99), with its own reply frames and
- * "prepare amount" (what it claims arrived). Counts what it was really paid.
- */
-function hostileServer(
-  on: Side,
-  sharedSecret: Uint8Array,
-  answer: (packet: StreamPacket, amount: bigint) => { fulfill?: boolean; frames?: Frame[]; prepareAmount?: bigint; sequence?: bigint },
-) {
-  const keys = deriveKeys(sharedSecret)
-  const stats = { prepares: 0, paid: 0n }
-  on.plugin.registerDataHandler(async (bytes: Buffer) => {
-    const prepare = deserializePrepare(bytes)
-    if (!prepare) return serializeReject('F01', on.address, '')
-    const decoded = decryptPacket(keys.encryptionKey, prepare.data)
-    if (decoded.type !== 'valid') return serializeReject('F06', on.address, '')
-    stats.prepares++
-    const said = answer(decoded.packet, prepare.amount)
-    const fulfillment = Buffer.from(fulfillmentFor(keys.fulfillmentKey, prepare.data))
-    const fulfill = said.fulfill !== false && Buffer.from(conditionFor(fulfillment)).equals(prepare.executionCondition)
-    const reply = Buffer.from(
-      encryptPacket(keys.encryptionKey, {
-        ilpPacketType: fulfill ? IlpPacketTypes.Fulfill : IlpPacketTypes.Reject,
-        sequence: said.sequence ?? decoded.packet.sequence,
-        prepareAmount: said.prepareAmount ?? prepare.amount,
-        frames: said.frames ?? [],
-      }),
-    )
-    if (!fulfill) return serializeReject('F99', on.address, '', reply)
-    stats.paid += prepare.amount
-    return serializeFulfill(fulfillment, reply)
-  })
-  return stats
-}
+const { newSide } = testnetSides()
 
 /**
  * A malicious connector at the sender's edge: every Prepare its plugin sends (but IL-DCP) goes

@@ -1,19 +1,9 @@
-import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestnet, type Testnet } from '@cogpay/testnet'
-import {
-  IlpPacketTypes,
-  conditionFor,
-  decryptPacket,
-  deriveKeys,
-  encryptPacket,
-  fulfillmentFor,
-  type Frame,
-  type StreamPacket,
-} from '@cogpay/stream'
-import { deserializePrepare, serializeFulfill, serializePrepare, serializeReject } from '../packages/stream/src/ilp.ts'
-import { ourClient, ourListener, side, type BtpPluginLike, type Side } from './support/stream-peers.ts'
+import { describe, expect, it } from 'vitest'
+import type { Frame } from '@cogpay/stream'
+import { deserializePrepare, serializePrepare } from '../packages/stream/src/ilp.ts'
+import { hostileServer, testnetSides } from './support/hostile-peer.ts'
+import { ourClient, ourListener, type BtpPluginLike } from './support/stream-peers.ts'
 import { sleep, until } from './support/wait.ts'
 
 // How a sender sizes money by the rate its answers show: Fulfills that show a spread (on one
@@ -22,52 +12,7 @@ import { sleep, until } from './support/wait.ts'
 // lowers each Prepare's amount, as a hub's spread does; the payee is our real listener. Each test
 // named "defect:" failed while its defect was there.
 
-let testnet: Testnet
-const sides: Side[] = []
-const newSide = async (wrap?: (plugin: BtpPluginLike) => BtpPluginLike) => {
-  const s = await side(testnet.uri(), wrap)
-  sides.push(s)
-  return s
-}
-beforeAll(async () => {
-  testnet = await startTestnet()
-})
-afterAll(async () => {
-  for (const s of sides) await s.plugin.disconnect().catch(() => {})
-  await testnet?.close()
-})
-
-function hostileServer(
-  on: Side,
-  sharedSecret: Uint8Array,
-  answer: (packet: StreamPacket, amount: bigint) => { fulfill?: boolean; frames?: Frame[]; prepareAmount?: bigint },
-) {
-  const keys = deriveKeys(sharedSecret)
-  const stats = { prepares: 0, paid: 0n, seen: [] as { amount: bigint; min: bigint }[] }
-  on.plugin.registerDataHandler(async (bytes: Buffer) => {
-    const prepare = deserializePrepare(bytes)
-    if (!prepare) return serializeReject('F01', on.address, '')
-    const decoded = decryptPacket(keys.encryptionKey, prepare.data)
-    if (decoded.type !== 'valid') return serializeReject('F06', on.address, '')
-    stats.prepares++
-    stats.seen.push({ amount: prepare.amount, min: decoded.packet.prepareAmount })
-    const said = answer(decoded.packet, prepare.amount)
-    const fulfillment = Buffer.from(fulfillmentFor(keys.fulfillmentKey, prepare.data))
-    const fulfill = said.fulfill !== false && Buffer.from(conditionFor(fulfillment)).equals(prepare.executionCondition)
-    const reply = Buffer.from(
-      encryptPacket(keys.encryptionKey, {
-        ilpPacketType: fulfill ? IlpPacketTypes.Fulfill : IlpPacketTypes.Reject,
-        sequence: decoded.packet.sequence,
-        prepareAmount: said.prepareAmount ?? prepare.amount,
-        frames: said.frames ?? [],
-      }),
-    )
-    if (!fulfill) return serializeReject('F99', on.address, '', reply)
-    stats.paid += prepare.amount
-    return serializeFulfill(fulfillment, reply)
-  })
-  return stats
-}
+const { newSide } = testnetSides()
 
 /** A connector at the sender's edge that forwards each money Prepare with `shave(amount, index)` instead of its amount. */
 function shavingConnector(shave: (amount: bigint, index: number) => bigint) {
